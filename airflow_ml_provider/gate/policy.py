@@ -1,0 +1,197 @@
+"""
+Gate policy: what a candidate model must show before it may be promoted.
+
+Plain, validated, JSON-safe data, so a policy can travel through XCom or a templated field and be
+recorded next to the verdict it produced. Validation happens at construction: a policy that is
+wrong should break the DAG author's test, not quietly let models through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import Enum
+from typing import Any
+
+from airflow_ml_provider.gate.evidence import (
+    _check_keys,
+    _finite,
+    _flag,
+    _set,
+    _strings,
+)
+
+__all__ = ["FirstVersionRule", "GatePolicy", "MetricThreshold"]
+
+
+@dataclass(frozen=True)
+class MetricThreshold:
+    """
+    Bounds on one metric, mirroring MLflow's ``MetricThreshold``.
+
+    - ``threshold``: absolute bound; ``value >= threshold`` (or ``<=`` when lower is better).
+    - ``min_absolute_change``: ``(candidate - champion) * sign >= min_absolute_change``; a negative
+      value is a tolerated regression (e.g. ``-0.01``).
+    - ``min_relative_change``: ``(candidate - champion) * sign / abs(champion) >= min_relative_change``.
+      With a champion of exactly 0 the ratio is undefined; ``decide`` treats an improvement as
+      ``+inf``, no change as ``0`` and a regression as ``-inf``, and says so in the reason.
+
+    ``sign`` is +1 when greater is better, -1 otherwise, so a positive change always means "better".
+    """
+
+    threshold: float | None = None
+    min_absolute_change: float | None = None
+    min_relative_change: float | None = None
+    greater_is_better: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("threshold", "min_absolute_change", "min_relative_change"):
+            value = getattr(self, name)
+            if value is not None:
+                _set(self, name, _finite(value, f"MetricThreshold.{name}"))
+        _flag(self.greater_is_better, "MetricThreshold.greater_is_better")
+        if self.threshold is None and self.min_absolute_change is None and self.min_relative_change is None:
+            raise ValueError(
+                "MetricThreshold needs at least one of threshold, min_absolute_change, min_relative_change"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "threshold": self.threshold,
+            "min_absolute_change": self.min_absolute_change,
+            "min_relative_change": self.min_relative_change,
+            "greater_is_better": self.greater_is_better,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MetricThreshold:
+        data = _check_keys(
+            data,
+            "MetricThreshold",
+            optional=("threshold", "min_absolute_change", "min_relative_change", "greater_is_better"),
+        )
+        return cls(**data)
+
+
+class FirstVersionRule(str, Enum):
+    """What vs-champion checks do when there is no champion yet (the very first model version)."""
+
+    ALLOW = "allow"
+    BLOCK = "block"
+
+
+_POLICY_KEYS = (
+    "metrics",
+    "require_data_expectations",
+    "required_suites",
+    "require_scenarios",
+    "required_scenarios",
+    "first_version",
+    "max_evidence_age_seconds",
+    "require_approval",
+)
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """
+    What evidence a candidate needs.
+
+    ``require_*`` flags decide whether *absent* evidence fails the gate; evidence that is present
+    is always checked (a failed scenario fails the gate even when scenarios are not required).
+    ``required_suites`` / ``required_scenarios`` imply their kind of evidence is required.
+    """
+
+    metrics: Mapping[str, MetricThreshold] = field(default_factory=dict)
+    require_data_expectations: bool = True
+    required_suites: tuple[str, ...] = ()
+    require_scenarios: bool = True
+    required_scenarios: tuple[str, ...] = ()
+    first_version: FirstVersionRule = FirstVersionRule.BLOCK
+    max_evidence_age: timedelta | None = None
+    require_approval: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.metrics, Mapping):
+            raise ValueError(f"GatePolicy.metrics must be a mapping, got {self.metrics!r}")
+        metrics: dict[str, MetricThreshold] = {}
+        for name, rule in self.metrics.items():
+            if not isinstance(name, str) or not name.strip():
+                raise ValueError(f"GatePolicy.metrics: metric names must be non-empty strings, got {name!r}")
+            if not isinstance(rule, MetricThreshold):
+                raise ValueError(f"GatePolicy.metrics[{name!r}] must be a MetricThreshold, got {rule!r}")
+            metrics[name] = rule
+        _set(self, "metrics", metrics)
+        _flag(self.require_data_expectations, "GatePolicy.require_data_expectations")
+        _flag(self.require_scenarios, "GatePolicy.require_scenarios")
+        _flag(self.require_approval, "GatePolicy.require_approval")
+        for name in ("required_suites", "required_scenarios"):
+            items = _strings(getattr(self, name), f"GatePolicy.{name}")
+            duplicates = sorted({item for item in items if items.count(item) > 1})
+            if duplicates:
+                raise ValueError(f"GatePolicy.{name} lists {', '.join(map(repr, duplicates))} more than once")
+            _set(self, name, items)
+        try:
+            _set(self, "first_version", FirstVersionRule(self.first_version))
+        except ValueError:
+            allowed = ", ".join(repr(rule.value) for rule in FirstVersionRule)
+            raise ValueError(
+                f"GatePolicy.first_version must be one of {allowed}, got {self.first_version!r}"
+            ) from None
+        age = self.max_evidence_age
+        if age is not None and (not isinstance(age, timedelta) or age <= timedelta(0)):
+            raise ValueError(f"GatePolicy.max_evidence_age must be a positive timedelta or None, got {age!r}")
+        if not (
+            metrics
+            or self.require_data_expectations
+            or self.require_scenarios
+            or self.required_suites
+            or self.required_scenarios
+        ):
+            raise ValueError(
+                "GatePolicy checks nothing: set metrics, require_data_expectations or require_scenarios "
+                "(a gate that checks nothing would pass anything)"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        age = self.max_evidence_age
+        return {
+            "metrics": {name: rule.to_dict() for name, rule in self.metrics.items()},
+            "require_data_expectations": self.require_data_expectations,
+            "required_suites": list(self.required_suites),
+            "require_scenarios": self.require_scenarios,
+            "required_scenarios": list(self.required_scenarios),
+            "first_version": self.first_version.value,
+            "max_evidence_age_seconds": None if age is None else age.total_seconds(),
+            "require_approval": self.require_approval,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GatePolicy:
+        """Build from ``to_dict`` output; missing keys take the (strict) defaults, unknown keys fail."""
+        data = _check_keys(data, "GatePolicy", optional=_POLICY_KEYS)
+        kwargs: dict[str, Any] = {
+            key: data[key]
+            for key in ("require_data_expectations", "require_scenarios", "require_approval", "first_version")
+            if key in data
+        }
+        metrics = data.get("metrics", {})
+        if not isinstance(metrics, Mapping):
+            raise ValueError(f"GatePolicy.metrics must be a mapping, got {metrics!r}")
+        kwargs["metrics"] = {name: MetricThreshold.from_dict(rule) for name, rule in metrics.items()}
+        for key in ("required_suites", "required_scenarios"):
+            if key in data:
+                kwargs[key] = _strings(data[key], f"GatePolicy.{key}")
+        seconds = data.get("max_evidence_age_seconds")
+        if seconds is not None:
+            seconds = _finite(seconds, "GatePolicy.max_evidence_age_seconds")
+            if seconds <= 0:
+                raise ValueError(f"GatePolicy.max_evidence_age_seconds must be > 0, got {seconds!r}")
+            try:
+                kwargs["max_evidence_age"] = timedelta(seconds=seconds)
+            except OverflowError:
+                raise ValueError(
+                    f"GatePolicy.max_evidence_age_seconds is too large, got {seconds!r}"
+                ) from None
+        return cls(**kwargs)

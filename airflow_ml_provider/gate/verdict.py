@@ -1,0 +1,162 @@
+"""
+Verdict: the gate's decision with every check and its reason, recordable and readable.
+
+A verdict is self-consistent by construction: ``passed`` must equal "at least one check and no
+failed check", so a hand-edited or forged record claiming a pass over failed checks is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from airflow_ml_provider.gate.evidence import (
+    Subject,
+    _check_keys,
+    _flag,
+    _set,
+    _text,
+    _time_from_json,
+    _time_to_json,
+    _to_utc,
+)
+
+__all__ = ["Check", "Verdict"]
+
+#: Reasons are wrapped to this width in ``to_table`` so the task log stays readable.
+REASON_WIDTH = 88
+
+
+def _one_line(text: str) -> str:
+    """Reasons may quote user text (comments, failure messages); keep each on one log line."""
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class Check:
+    """One rule applied to one piece of evidence, e.g. ``metric:accuracy:threshold``."""
+
+    name: str
+    passed: bool
+    reason: str
+
+    def __post_init__(self) -> None:
+        _text(self.name, "Check.name")
+        _flag(self.passed, "Check.passed")
+        if not isinstance(self.reason, str):
+            raise ValueError(f"Check.reason must be a string, got {self.reason!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Check:
+        data = _check_keys(data, "Check", ("name", "passed", "reason"))
+        return cls(data["name"], data["passed"], data["reason"])
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision on ``subject`` under ``policy`` (recorded as its ``to_dict()``), made at ``decided_at``."""
+
+    subject: Subject
+    passed: bool
+    checks: tuple[Check, ...]
+    decided_at: datetime
+    policy: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.subject, Subject):
+            raise ValueError(f"Verdict.subject must be a Subject, got {self.subject!r}")
+        _flag(self.passed, "Verdict.passed")
+        if isinstance(self.checks, (str, bytes, Mapping)) or not isinstance(self.checks, Iterable):
+            raise ValueError(f"Verdict.checks must be a list of Check, got {self.checks!r}")
+        checks = tuple(self.checks)
+        for item in checks:
+            if not isinstance(item, Check):
+                raise ValueError(f"Verdict.checks must hold Check objects, got {item!r}")
+        _set(self, "checks", checks)
+        _set(self, "decided_at", _to_utc(self.decided_at, "Verdict.decided_at"))
+        if not isinstance(self.policy, Mapping):
+            raise ValueError(f"Verdict.policy must be a mapping, got {self.policy!r}")
+        try:
+            # A deep, JSON-safe copy: the recorded policy must not change under the verdict's feet.
+            _set(self, "policy", json.loads(json.dumps(self.policy, allow_nan=False)))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"Verdict.policy must be JSON-safe: {exc}") from exc
+        consistent = bool(checks) and all(item.passed for item in checks)
+        if self.passed != consistent:
+            raise ValueError(
+                f"inconsistent verdict: passed={self.passed} but {len(self.failures)} of {len(checks)} "
+                "checks failed" + ("" if checks else " (a verdict with no checks cannot pass)")
+            )
+
+    @property
+    def failures(self) -> tuple[Check, ...]:
+        """The failed checks, in decision order."""
+        return tuple(item for item in self.checks if not item.passed)
+
+    def summary(self) -> str:
+        """One line for an exception message or a log header."""
+        head = f"gate {'PASSED' if self.passed else 'FAILED'} for {self.subject.uri}"
+        total = len(self.checks)
+        if total == 0:
+            return f"{head}: no checks were made"
+        failures = self.failures
+        if not failures:
+            return f"{head}: all {total} checks passed"
+        listed = "; ".join(f"{item.name} ({_one_line(item.reason)})" for item in failures)
+        return f"{head}: {len(failures)} of {total} checks failed: {listed}"
+
+    def to_table(self) -> str:
+        """A fixed-width table (check | result | reason) for the Airflow task log."""
+        subject = self.subject
+        artifact = f", artifact {subject.model_fingerprint}" if subject.model_fingerprint else ""
+        lines = [
+            f"gate {'PASSED' if self.passed else 'FAILED'} for {subject.uri}{artifact}, "
+            f"decided {_time_to_json(self.decided_at)}"
+        ]
+        name_width = max([len("CHECK"), *(len(item.name) for item in self.checks)])
+        indent = " " * (name_width + 2 + 6 + 2)
+        lines.append(f"{'CHECK'.ljust(name_width)}  RESULT  REASON")
+        lines.append(f"{'-' * name_width}  {'-' * 6}  {'-' * REASON_WIDTH}")
+        for item in self.checks:
+            wrapped = textwrap.wrap(_one_line(item.reason), REASON_WIDTH) or [""]
+            result = "PASS" if item.passed else "FAIL"
+            lines.append(f"{item.name.ljust(name_width)}  {result.ljust(6)}  {wrapped[0]}".rstrip())
+            lines.extend(f"{indent}{part}" for part in wrapped[1:])
+        failed = len(self.failures)
+        if not self.checks:
+            lines.append("(no checks were made)")
+        elif failed:
+            lines.append(f"{failed} of {len(self.checks)} checks failed")
+        else:
+            lines.append(f"all {len(self.checks)} checks passed")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject.to_dict(),
+            "passed": self.passed,
+            "checks": [item.to_dict() for item in self.checks],
+            "decided_at": _time_to_json(self.decided_at),
+            "policy": json.loads(json.dumps(self.policy)),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
+        data = _check_keys(data, "Verdict", ("subject", "passed", "checks", "decided_at", "policy"))
+        checks = data["checks"]
+        if isinstance(checks, (str, bytes, Mapping)) or not isinstance(checks, Iterable):
+            raise ValueError(f"Verdict.checks must be a list, got {checks!r}")
+        return cls(
+            subject=Subject.from_dict(data["subject"]),
+            passed=data["passed"],
+            checks=tuple(Check.from_dict(item) for item in checks),
+            decided_at=_time_from_json(data["decided_at"], "Verdict.decided_at"),
+            policy=data["policy"],
+        )

@@ -1,0 +1,108 @@
+"""Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def get_provider_info() -> dict[str, Any]:
+    from airflow_ml_provider import __version__
+
+    return {
+        "package-name": "airflow-ml-provider",
+        "name": "Airflow ML",
+        "description": (
+            "Production ML pipelines on Airflow 3: Great Expectations checks, must-pass scenarios, "
+            "a fail-closed model gate, MLflow registry promotion and OpenLineage lineage."
+        ),
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "MLflow",
+                "external-doc-url": "https://mlflow.org/docs/latest/",
+                "tags": ["software"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "MLflow",
+                "python-modules": [
+                    "airflow_ml_provider.operators.featurize",
+                    "airflow_ml_provider.operators.train",
+                    "airflow_ml_provider.operators.evaluate",
+                    "airflow_ml_provider.operators.simulate",
+                    "airflow_ml_provider.operators.promote",
+                ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": "MLflow",
+                "python-modules": ["airflow_ml_provider.sensors.model_gate"],
+            }
+        ],
+        "hooks": [
+            {
+                "integration-name": "MLflow",
+                "python-modules": ["airflow_ml_provider.hooks.mlflow"],
+            }
+        ],
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_ml_provider.hooks.mlflow.MlflowHook",
+                "hook-name": "MLflow",
+                "connection-type": "mlflow",
+                "conn-fields": {
+                    "tracking_uri": {
+                        "label": "Tracking URI",
+                        "description": "MLflow tracking URI, e.g. http://mlflow:5000 or sqlite:////data/mlflow.db",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "registry_uri": {
+                        "label": "Registry URI",
+                        "description": "Model registry URI; defaults to the tracking URI",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "artifact_location": {
+                        "label": "Artifact location",
+                        "description": "Artifact root for experiments the provider creates (path or URI)",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "default_experiment": {
+                        "label": "Default experiment",
+                        "description": "Experiment used when an operator names none; defaults to the DAG id",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                },
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "extra"],
+                    "relabeling": {"host": "Tracking server host (alternative to Tracking URI)"},
+                    "placeholders": {
+                        "login": "MLflow basic-auth user (optional)",
+                        "password": "MLflow basic-auth password or token (optional)",
+                    },
+                },
+            }
+        ],
+        "config": {
+            "ml_provider": {
+                "description": "Settings of airflow-ml-provider.",
+                "options": {
+                    "artifact_root": {
+                        "description": "Directory where operators write datasets (features, predictions).",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "/data/airflow-ml",
+                        "default": None,
+                    },
+                    "mlflow_conn_id": {
+                        "description": "Default MLflow connection id used by the operators.",
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "mlflow_default",
+                        "default": "mlflow_default",
+                    },
+                },
+            }
+        },
+    }

@@ -1,0 +1,103 @@
+"""Model references, logging and loading: the MLflow side of the model a step works on."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+# Model version tags written by TrainOperator and read by evaluate, simulate, the gate and promote.
+TAG_TRAINING_RUN = "airflow_ml.training_run_id"
+TAG_MODEL_FINGERPRINT = "airflow_ml.model_fingerprint"
+TAG_FEATURES_FINGERPRINT = "airflow_ml.features_fingerprint"
+TAG_TARGET = "airflow_ml.target_column"
+TAG_FEATURE_COLUMNS = "airflow_ml.feature_columns"
+TAG_TASK = "airflow_ml.task"
+EVIDENCE_TAG_PREFIX = "airflow_ml.evidence."  # + step name -> MLflow run id holding the record
+
+
+def evidence_tag(step: str) -> str:
+    return EVIDENCE_TAG_PREFIX + step
+
+
+class ModelReferenceError(ValueError):
+    """A model reference cannot be understood or does not exist in the registry."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A registered model version."""
+
+    name: str
+    version: str
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+    @classmethod
+    def parse(cls, value: Any, argument: str = "model") -> ModelRef:
+        """Accept TrainOperator's XCom result, a ``{"name", "version"}`` mapping or ``models:/name/version``."""
+        if isinstance(value, ModelRef):
+            return value
+        if isinstance(value, Mapping):
+            name = value.get("model_name") or value.get("name")
+            version = value.get("version")
+            if name and version is not None and str(version).strip():
+                return cls(str(name), str(version))
+        if isinstance(value, str) and value.startswith("models:/"):
+            name, _, version = value[len("models:/") :].rpartition("/")
+            if name and version.isdigit():
+                return cls(name, version)
+        raise ModelReferenceError(
+            f"{argument} must be TrainOperator's result, a mapping with model_name and version, "
+            f"or 'models:/<name>/<version>'; got {value!r:.200}"
+        )
+
+
+def get_version(client: MlflowClient, ref: ModelRef) -> ModelVersion:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version(ref.name, ref.version)
+    except MlflowException as e:
+        raise ModelReferenceError(f"Model version {ref.uri} not found in the registry: {e.message}") from e
+
+
+def feature_columns(version: ModelVersion) -> list[str] | None:
+    raw = version.tags.get(TAG_FEATURE_COLUMNS)
+    return json.loads(raw) if raw else None
+
+
+def is_sklearn_estimator(model: Any) -> bool:
+    return type(model).__module__.split(".")[0] == "sklearn" or any(
+        c.__module__.split(".")[0] == "sklearn" for c in type(model).__mro__[1:]
+    )
+
+
+def load_model(model_uri: str) -> Any:
+    """Load a model for scoring: the native scikit-learn object when it has that flavor (so
+    ``predict_proba`` is available), otherwise the pyfunc model."""
+    import mlflow
+    from mlflow.models import get_model_info
+
+    if "sklearn" in get_model_info(model_uri).flavors:
+        return mlflow.sklearn.load_model(model_uri)
+    return mlflow.pyfunc.load_model(model_uri)
+
+
+def fingerprint_model(model_uri: str) -> str:
+    """Fingerprint of the model's logged artifacts, as stored (download, then hash the tree)."""
+    import mlflow
+
+    from airflow_ml_provider.lineage.fingerprint import fingerprint_directory
+
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp)
+        return fingerprint_directory(local)

@@ -1,0 +1,203 @@
+"""TrainOperator: features -> deterministic train/holdout split -> user ``train`` -> registered model version."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_ml_provider.lineage.datasets import LineageDataset, file_dataset, model_dataset
+from airflow_ml_provider.operators.base import MLStepOperator, call_user, code_identity, require_callable
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from airflow.sdk import Context
+
+    from airflow_ml_provider.hooks.mlflow import MlflowHook
+    from airflow_ml_provider.tracking import StepRun
+
+
+class TrainOperator(MLStepOperator):
+    """
+    Train a model on the features and register it as a new version of ``registered_model_name``.
+
+    The features are split into train and holdout rows with ``seed`` (both splits are written
+    content-addressed and recorded), ``train(train_df, **train_params)`` fits the model on the
+    train split, and the model is logged with the scikit-learn flavor when it is a scikit-learn
+    estimator (pyfunc otherwise). The version is tagged with the Airflow dag_id, run_id, task_id,
+    the features fingerprint and the model artifact fingerprint.
+
+    Returns (XCom): ``model_name``, ``version``, ``run_id``, ``model_uri``, ``model_fingerprint``,
+    ``train`` and ``holdout`` dataset references.
+
+    :param features: FeaturizeOperator's result (or any dataset reference) (templated).
+    :param train: ``train(df, **train_params) -> fitted model`` with a ``predict(frame)`` method.
+    :param target_column: the label column; the model is fed all other columns.
+    :param registered_model_name: registry name for the new version (templated).
+    :param train_params: keyword arguments for ``train`` (templated), logged as MLflow params.
+    :param holdout_fraction: share of rows held out for evaluation (0 < f < 1).
+    :param seed: split seed, also passed to ``train`` when it declares a ``seed`` argument.
+    """
+
+    step = "train"
+    template_fields: Sequence[str] = (
+        *MLStepOperator.template_fields,
+        "features",
+        "train_params",
+        "registered_model_name",
+        "target_column",
+    )
+
+    def __init__(
+        self,
+        *,
+        features: Mapping[str, Any] | str,
+        train: Callable[..., Any],
+        target_column: str,
+        registered_model_name: str,
+        train_params: Mapping[str, Any] | None = None,
+        holdout_fraction: float = 0.2,
+        seed: int = 42,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not 0 < holdout_fraction < 1:
+            raise ValueError(f"holdout_fraction must be between 0 and 1 (exclusive), got {holdout_fraction}")
+        self.features = features
+        self.train = require_callable(train, "train")
+        self.target_column = target_column
+        self.registered_model_name = registered_model_name
+        self.train_params = dict(train_params or {})
+        self.holdout_fraction = holdout_fraction
+        self.seed = seed
+
+    @property
+    def code(self) -> str:
+        return code_identity(self.train)
+
+    def planned_inputs(self) -> list[LineageDataset]:
+        return [file_dataset(self.features)] if isinstance(self.features, Mapping) else []
+
+    def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> dict[str, Any]:
+        from airflow_ml_provider.datasets import DatasetError, read_verified, write_frame
+        from airflow_ml_provider.models import evidence_tag
+
+        features_ref, features = read_verified(self.features, "features")
+        self._lineage_inputs = [file_dataset(features_ref)]
+        run.record.inputs.append({"role": "features", **features_ref.to_dict()})
+        if self.target_column not in features.columns:
+            raise DatasetError(
+                f"features {features_ref.uri} have no target column {self.target_column!r}; "
+                f"columns are {list(features.columns)}"
+            )
+        holdout = features.sample(frac=self.holdout_fraction, random_state=self.seed)
+        train_df = features.drop(index=holdout.index)
+        if train_df.empty or holdout.empty:
+            raise DatasetError(
+                f"features {features_ref.uri} ({len(features)} rows) are too small to split "
+                f"with holdout_fraction={self.holdout_fraction}"
+            )
+        root = self.resolve_artifact_root()
+        train_ref = write_frame(train_df.reset_index(drop=True), root, "splits")
+        holdout_ref = write_frame(holdout.reset_index(drop=True), root, "splits")
+        run.record.outputs += [{"role": "train", **train_ref.to_dict()}, {"role": "holdout", **holdout_ref.to_dict()}]
+        run.log_params(
+            {
+                "features_uri": features_ref.uri,
+                "features_fingerprint": features_ref.fingerprint,
+                "target_column": self.target_column,
+                "holdout_fraction": self.holdout_fraction,
+                "seed": self.seed,
+                **self.train_params,
+            }
+        )
+
+        self.log.info("Training %s on %d rows (holdout %d rows)", self.code, len(train_df), len(holdout))
+        model = call_user(self.train, [train_df], self.train_params, "train", self.seed)
+        if not callable(getattr(model, "predict", None)):
+            raise TypeError(
+                f"train {self.code} returned {type(model).__name__}, which has no predict() method; "
+                "it must return a fitted model (e.g. a scikit-learn estimator)"
+            )
+
+        x_train = train_df.drop(columns=[self.target_column])
+        info = self._log_model(model, x_train, run)
+        client = hook.get_client()
+        version = str(info["version"])
+        from airflow_ml_provider import models
+
+        fingerprint = models.fingerprint_model(info["model_uri"])
+        task = "classification" if hasattr(model, "predict_proba") else "regression"
+        tags = {
+            "airflow.dag_id": run.record.airflow["dag_id"],
+            "airflow.run_id": run.record.airflow["run_id"],
+            "airflow.task_id": run.record.airflow["task_id"],
+            models.TAG_TRAINING_RUN: run.run_id,
+            models.TAG_MODEL_FINGERPRINT: fingerprint,
+            models.TAG_FEATURES_FINGERPRINT: features_ref.fingerprint,
+            models.TAG_TARGET: self.target_column,
+            models.TAG_FEATURE_COLUMNS: json.dumps(list(x_train.columns)),
+            models.TAG_TASK: task,
+        }
+        featurize_run = self.features.get("mlflow_run_id") if isinstance(self.features, Mapping) else None
+        if featurize_run:
+            tags[evidence_tag("featurize")] = featurize_run
+        for key, value in tags.items():
+            client.set_model_version_tag(self.registered_model_name, version, key, value)
+
+        run.record.model = {
+            "name": self.registered_model_name,
+            "version": version,
+            "uri": f"models:/{self.registered_model_name}/{version}",
+            "fingerprint": fingerprint,
+            "estimator": f"{type(model).__module__}.{type(model).__qualname__}",
+            "flavor": info["flavor"],
+        }
+        self._lineage_outputs = [
+            model_dataset(hook.settings.tracking_uri, self.registered_model_name, version, fingerprint),
+            file_dataset(train_ref),
+            file_dataset(holdout_ref),
+        ]
+        self.log.info("Registered %s version %s (%s)", self.registered_model_name, version, fingerprint)
+        return {
+            "model_name": self.registered_model_name,
+            "version": version,
+            "run_id": run.run_id,
+            "model_uri": f"models:/{self.registered_model_name}/{version}",
+            "model_fingerprint": fingerprint,
+            "train": train_ref.to_dict(),
+            "holdout": holdout_ref.to_dict(),
+        }
+
+    def _log_model(self, model: Any, x_train: pd.DataFrame, run: StepRun) -> dict[str, Any]:
+        """Log and register the model in the step's run; returns its version, URI and flavor."""
+        import mlflow
+        from mlflow.models import infer_signature
+
+        from airflow_ml_provider.models import is_sklearn_estimator
+
+        example = x_train.head(5)
+        signature = infer_signature(example, model.predict(example))
+        with mlflow.start_run(run_id=run.run_id):
+            if is_sklearn_estimator(model):
+                flavor = "sklearn"
+                info = mlflow.sklearn.log_model(
+                    model,
+                    name="model",
+                    signature=signature,
+                    input_example=example,
+                    registered_model_name=self.registered_model_name,
+                )
+            else:
+                from airflow_ml_provider._pyfunc import PredictWrapper
+
+                flavor = "pyfunc"
+                info = mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=PredictWrapper(model),
+                    signature=signature,
+                    input_example=example,
+                    registered_model_name=self.registered_model_name,
+                )
+        return {"version": info.registered_model_version, "model_uri": info.model_uri, "flavor": flavor}
+
