@@ -56,8 +56,12 @@ with DAG(
         target_column=TARGET,
         registered_model_name=MODEL_NAME,
     )
-    evaluate = EvaluateOperator(task_id="evaluate", model=train_model.output, holdout=train_model.output["holdout"])
-    simulate = SimulateOperator(task_id="simulate", model=train_model.output, scenarios="{{ params.scenarios }}")
+    evaluate = EvaluateOperator(
+        task_id="evaluate", model=train_model.output, holdout=train_model.output["holdout"]
+    )
+    simulate = SimulateOperator(
+        task_id="simulate", model=train_model.output, scenarios="{{ params.scenarios }}"
+    )
     gate = ModelGateSensor(
         task_id="gate",
         model=train_model.output,

@@ -38,6 +38,8 @@ class MetricThreshold:
       ``+inf``, no change as ``0`` and a regression as ``-inf``, and says so in the reason.
 
     ``sign`` is +1 when greater is better, -1 otherwise, so a positive change always means "better".
+    Changes are computed exactly on the numbers as written (their shortest decimal form), so a
+    champion of 0.2 and a candidate of 0.3 differ by exactly 0.1, not by 0.09999999999999998.
     """
 
     threshold: float | None = None

@@ -61,7 +61,7 @@ class Check:
 
 @dataclass(frozen=True)
 class Verdict:
-    """The decision on ``subject`` under ``policy`` (recorded as its ``to_dict()``), made at ``decided_at``."""
+    """The decision on ``subject`` under ``policy`` (its ``to_dict()``), made at ``decided_at``."""
 
     subject: Subject
     passed: bool

@@ -100,9 +100,9 @@ def to_output(ds: LineageDataset) -> Dataset:
 
     output_facets = {}
     if ds.rows is not None or ds.size_bytes is not None:
-        output_facets["outputStatistics"] = output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
-            rowCount=ds.rows, size=ds.size_bytes
+        output_facets["outputStatistics"] = (
+            output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
+                rowCount=ds.rows, size=ds.size_bytes
+            )
         )
-    return OutputDataset(
-        namespace=ds.namespace, name=ds.name, facets=_facets(ds), outputFacets=output_facets
-    )
+    return OutputDataset(namespace=ds.namespace, name=ds.name, facets=_facets(ds), outputFacets=output_facets)

@@ -93,9 +93,10 @@ class MLStepOperator(BaseOperator):
     def resolve_artifact_root(self) -> str:
         root = self.artifact_root or _config(CONFIG_SECTION, "artifact_root")
         if not root:
-            root = os.path.join(os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow")), "ml_artifacts")
+            root = os.path.join(
+                os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow")), "ml_artifacts"
+            )
         return root
-
 
     # --- execution -------------------------------------------------------------------------------
     @property

@@ -93,18 +93,31 @@ class EvaluateOperator(ModelStepOperator):
         columns = models.feature_columns(version) or [c for c in holdout.columns if c != target]
         missing = [c for c in columns if c not in holdout.columns]
         if missing:
-            raise DatasetError(f"holdout dataset {holdout_ref.uri} lacks feature columns {missing} of {ref.uri}")
+            raise DatasetError(
+                f"holdout dataset {holdout_ref.uri} lacks feature columns {missing} of {ref.uri}"
+            )
         x, y = holdout[columns], holdout[target]
 
         metrics = score_model(models.load_model(ref.uri), x, y, task, names, self.metric_fn)
         run.log_metrics(metrics)
-        run.log_params({"holdout_uri": holdout_ref.uri, "holdout_fingerprint": holdout_ref.fingerprint,
-                        "target_column": target, "task": task, "metrics": names})
+        run.log_params(
+            {
+                "holdout_uri": holdout_ref.uri,
+                "holdout_fingerprint": holdout_ref.fingerprint,
+                "target_column": target,
+                "task": task,
+                "metrics": names,
+            }
+        )
         self.log.info("%s on %s: %s", ref.uri, holdout_ref.uri, _fmt(metrics))
 
         champion = self._score_champion(hook, ref, x, y, task, names, run)
-        run.record.results = {"task": task, "metrics": metrics, "champion": champion,
-                              "holdout_fingerprint": holdout_ref.fingerprint}
+        run.record.results = {
+            "task": task,
+            "metrics": metrics,
+            "champion": champion,
+            "holdout_fingerprint": holdout_ref.fingerprint,
+        }
         self.bind_evidence(hook, ref, run)
         return {"model_name": ref.name, "version": ref.version, "metrics": metrics, "champion": champion}
 
@@ -115,12 +128,14 @@ class EvaluateOperator(ModelStepOperator):
         from mlflow.exceptions import MlflowException
 
         from airflow_ml_provider import models
+        from airflow_ml_provider.metrics import score_model
+        from airflow_ml_provider.operators.promote import alias_missing
 
         client = hook.get_client()
         try:
             champion = client.get_model_version_by_alias(ref.name, self.champion_alias)
         except MlflowException as e:
-            if e.error_code == "RESOURCE_DOES_NOT_EXIST" and "alias" in str(e).lower():
+            if alias_missing(e):
                 self.log.info("No %r alias on %s yet: nothing to compare with", self.champion_alias, ref.name)
                 return None
             return {"version": None, "error": f"cannot resolve alias {self.champion_alias!r}: {e.message}"}

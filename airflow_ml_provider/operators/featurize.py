@@ -76,7 +76,9 @@ class FeaturizeOperator(MLStepOperator):
         raw_ref = describe(self.raw_uri, raw)
         self._lineage_inputs = [file_dataset(raw_ref)]
         run.record.inputs.append({"role": "raw", **raw_ref.to_dict()})
-        run.log_params({"raw_uri": raw_ref.uri, "raw_fingerprint": raw_ref.fingerprint, **self.transform_params})
+        run.log_params(
+            {"raw_uri": raw_ref.uri, "raw_fingerprint": raw_ref.fingerprint, **self.transform_params}
+        )
         self.log.info("Raw dataset %s: %d rows x %d columns", raw_ref.uri, raw_ref.rows, len(raw_ref.columns))
 
         if self.raw_suite:
@@ -93,7 +95,9 @@ class FeaturizeOperator(MLStepOperator):
         ref = write_frame(features, self.resolve_artifact_root(), "features")
         self._lineage_outputs = [file_dataset(ref)]
         run.record.outputs.append({"role": "features", **ref.to_dict()})
-        run.log_metrics({"raw_rows": raw_ref.rows, "feature_rows": ref.rows, "feature_columns": len(ref.columns)})
+        run.log_metrics(
+            {"raw_rows": raw_ref.rows, "feature_rows": ref.rows, "feature_columns": len(ref.columns)}
+        )
         run.set_tags({"airflow_ml.features_fingerprint": ref.fingerprint})
         self.log.info("Features written to %s (%s)", ref.uri, ref.fingerprint)
         return {**ref.to_dict(), "mlflow_run_id": run.run_id}

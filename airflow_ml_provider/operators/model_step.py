@@ -39,7 +39,12 @@ class ModelStepOperator(MLStepOperator):
         ref = self.model_ref()
         version = get_version(hook.get_client(), ref)
         fingerprint = version.tags.get(TAG_MODEL_FINGERPRINT)
-        run.record.model = {"name": ref.name, "version": ref.version, "uri": ref.uri, "fingerprint": fingerprint}
+        run.record.model = {
+            "name": ref.name,
+            "version": ref.version,
+            "uri": ref.uri,
+            "fingerprint": fingerprint,
+        }
         run.set_tags({"airflow_ml.model_name": ref.name, "airflow_ml.model_version": ref.version})
         self._lineage_inputs.insert(
             0, model_dataset(hook.settings.tracking_uri, ref.name, ref.version, fingerprint)
@@ -53,5 +58,6 @@ class ModelStepOperator(MLStepOperator):
         hook.get_client().set_model_version_tag(ref.name, ref.version, evidence_tag(self.step), run.run_id)
 
     def planned_inputs(self) -> list[LineageDataset]:
-        ref = self.model_ref()
-        return [model_dataset(self.get_hook().settings.tracking_uri, ref.name, ref.version)]
+        # The model's namespace (the tracking URI) is only known once the connection has been read in
+        # execute(); lineage methods must not look connections up (they run in the listener's fork).
+        return []

@@ -76,7 +76,10 @@ class PromoteModelOperator(ModelStepOperator):
             client.set_model_version_tag(ref.name, ref.version, TAG_PROMOTED_BY, run.run_id)
         run.record.results = {"alias": self.alias, "previous": previous, "promoted": ref.version}
         self.log.info(
-            "Promoted %s to alias %r (previous: %s)", ref.uri, self.alias, f"v{previous}" if previous else "none"
+            "Promoted %s to alias %r (previous: %s)",
+            ref.uri,
+            self.alias,
+            f"v{previous}" if previous else "none",
         )
         return {"model_name": ref.name, "version": ref.version, "alias": self.alias, "previous": previous}
 
@@ -87,9 +90,14 @@ def current_alias_version(client: MlflowClient, name: str, alias: str) -> str | 
     try:
         return str(client.get_model_version_by_alias(name, alias).version)
     except MlflowException as e:
-        if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+        if alias_missing(e):
             return None
         raise
+
+
+def alias_missing(error: Exception) -> bool:
+    """MLflow reports an unset alias as INVALID_PARAMETER_VALUE (SQL store) or RESOURCE_DOES_NOT_EXIST."""
+    return "alias" in str(error).lower() and "not found" in str(error).lower()
 
 
 def require_passing_verdict(client: MlflowClient, ref: ModelRef, version: ModelVersion) -> None:

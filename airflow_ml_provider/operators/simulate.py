@@ -42,11 +42,21 @@ class SimulateOperator(ModelStepOperator):
         report = run_scenarios(suite, model.predict, models.feature_columns(version))
 
         run.log_metrics({f"scenario.{r.name}": float(r.passed) for r in report.results})
-        run.log_metrics({"scenarios_passed": sum(r.passed for r in report.results),
-                         "scenarios_total": len(report.results)})
+        run.log_metrics(
+            {
+                "scenarios_passed": sum(r.passed for r in report.results),
+                "scenarios_total": len(report.results),
+            }
+        )
         run.log_dict(report.to_dict(), "airflow_ml/scenarios.json")
         run.record.results = {"scenarios": report.to_dict()}
         self.bind_evidence(hook, ref, run)
-        (self.log.info if report.passed else self.log.warning)("Scenarios for %s:\n%s", ref.uri, report.summary())
-        return {"model_name": ref.name, "version": ref.version, "passed": report.passed,
-                "failed": [r.name for r in report.failures]}
+        (self.log.info if report.passed else self.log.warning)(
+            "Scenarios for %s:\n%s", ref.uri, report.summary()
+        )
+        return {
+            "model_name": ref.name,
+            "version": ref.version,
+            "passed": report.passed,
+            "failed": [r.name for r in report.failures],
+        }

@@ -60,6 +60,7 @@ class TrainOperator(MLStepOperator):
         seed: int = 42,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("multiple_outputs", True)  # so that train.output["holdout"] works
         super().__init__(**kwargs)
         if not 0 < holdout_fraction < 1:
             raise ValueError(f"holdout_fraction must be between 0 and 1 (exclusive), got {holdout_fraction}")
@@ -100,7 +101,10 @@ class TrainOperator(MLStepOperator):
         root = self.resolve_artifact_root()
         train_ref = write_frame(train_df.reset_index(drop=True), root, "splits")
         holdout_ref = write_frame(holdout.reset_index(drop=True), root, "splits")
-        run.record.outputs += [{"role": "train", **train_ref.to_dict()}, {"role": "holdout", **holdout_ref.to_dict()}]
+        run.record.outputs += [
+            {"role": "train", **train_ref.to_dict()},
+            {"role": "holdout", **holdout_ref.to_dict()},
+        ]
         run.log_params(
             {
                 "features_uri": features_ref.uri,
@@ -200,4 +204,3 @@ class TrainOperator(MLStepOperator):
                     registered_model_name=self.registered_model_name,
                 )
         return {"version": info.registered_model_version, "model_uri": info.model_uri, "flavor": flavor}
-

@@ -46,7 +46,9 @@ def _expectations(record: StepRecord) -> tuple[list[ExpectationEvidence], dict[s
                 success=bool(report.get("success")),
                 expectation_count=len(results),
                 failures=tuple(
-                    f"{r.get('expectation_type')} on {r.get('column')}" for r in results if not r.get("success")
+                    f"{r.get('expectation_type')} on {r.get('column')}"
+                    for r in results
+                    if not r.get("success")
                 ),
                 model_version=None,
                 recorded_at=_recorded_at(record),
@@ -55,9 +57,7 @@ def _expectations(record: StepRecord) -> tuple[list[ExpectationEvidence], dict[s
     return out, fingerprints
 
 
-def gather_evidence(
-    client: MlflowClient, ref: models.ModelRef, verify_artifact: bool = True
-) -> Evidence:
+def gather_evidence(client: MlflowClient, ref: models.ModelRef, verify_artifact: bool = True) -> Evidence:
     """Collect what is known about ``ref``; raises only when the version itself cannot be read."""
     version = models.get_version(client, ref)
     tags = version.tags
@@ -65,7 +65,9 @@ def gather_evidence(
     problems: list[str] = []
     trained_on = [fp for fp in [tags.get(models.TAG_FEATURES_FINGERPRINT)] if fp]
     if not trained_on:
-        problems.append(f"{ref.uri} has no recorded training features fingerprint (not trained by TrainOperator?)")
+        problems.append(
+            f"{ref.uri} has no recorded training features fingerprint (not trained by TrainOperator?)"
+        )
     if verify_artifact:
         problems += _verify_artifact(version, subject)
 
@@ -80,7 +82,9 @@ def gather_evidence(
             problems.append(f"{step} evidence unreadable: {e}")
             continue
         if record.status != "success":
-            problems.append(f"{step} evidence comes from a run that did not succeed ({record.status}: {record.error})")
+            problems.append(
+                f"{step} evidence comes from a run that did not succeed ({record.status}: {record.error})"
+            )
             continue
         records[step] = record
 
@@ -128,7 +132,9 @@ def _evaluation(record: StepRecord) -> tuple[EvaluationEvidence, list[str]]:
         metrics={k: float(v) for k, v in record.results.get("metrics", {}).items()},
         champion_version=str(champion["version"]) if champion and champion.get("version") else None,
         champion_metrics=(
-            {k: float(v) for k, v in champion["metrics"].items()} if champion and "metrics" in champion else None
+            {k: float(v) for k, v in champion["metrics"].items()}
+            if champion and "metrics" in champion
+            else None
         ),
         recorded_at=_recorded_at(record),
     )

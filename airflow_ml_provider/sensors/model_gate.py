@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
     from airflow_ml_provider.gate import Evidence, GatePolicy, Verdict
     from airflow_ml_provider.hooks.mlflow import MlflowHook
+    from airflow_ml_provider.lineage.datasets import LineageDataset
     from airflow_ml_provider.models import ModelRef
 
 # Model version tags written with the verdict, read by PromoteModelOperator.
@@ -65,12 +66,13 @@ class ModelGateSensor(BaseSensorOperator):
         self.verify_artifact = verify_artifact
         self.mlflow_conn_id = mlflow_conn_id
         self.experiment_name = experiment_name
-        self._verdict: Verdict | None = None
+        self._model_input: LineageDataset | None = None
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
         from airflow.exceptions import AirflowFailException
 
         from airflow_ml_provider.gate import decide
+        from airflow_ml_provider.lineage.datasets import model_dataset
         from airflow_ml_provider.models import ModelRef
         from airflow_ml_provider.operators.base import resolve_hook
 
@@ -79,10 +81,12 @@ class ModelGateSensor(BaseSensorOperator):
         policy, policy_problems = self._resolve_policy()
         evidence = self._gather(hook, ref, policy_problems)
         verdict = decide(policy, evidence, _now())
+        self._model_input = model_dataset(
+            hook.settings.tracking_uri, ref.name, ref.version, evidence.subject.model_fingerprint
+        )
         if not verdict.passed and self.wait_for_evidence and _only_missing(verdict):
             self.log.info("Waiting for evidence for %s:\n%s", ref.uri, verdict.to_table())
             return False
-        self._verdict = verdict
         self.log.info("Gate verdict for %s:\n%s", ref.uri, verdict.to_table())
         self._record(hook, ref, verdict, context)
         if not verdict.passed:
@@ -131,12 +135,20 @@ class ModelGateSensor(BaseSensorOperator):
         from airflow_ml_provider.tracking import step_run
 
         try:
-            with step_run(hook, resolve_experiment(self.experiment_name, hook, context), context, "gate", None) as run:
-                run.record.model = {"name": ref.name, "version": ref.version, "uri": ref.uri,
-                                    "fingerprint": verdict.subject.model_fingerprint}
+            with step_run(
+                hook, resolve_experiment(self.experiment_name, hook, context), context, "gate", None
+            ) as run:
+                run.record.model = {
+                    "name": ref.name,
+                    "version": ref.version,
+                    "uri": ref.uri,
+                    "fingerprint": verdict.subject.model_fingerprint,
+                }
                 run.record.results = {"verdict": verdict.to_dict()}
                 run.log_dict(verdict.to_dict(), VERDICT_ARTIFACT)
-                run.log_metrics({"gate_passed": float(verdict.passed), "gate_failed_checks": len(verdict.failures)})
+                run.log_metrics(
+                    {"gate_passed": float(verdict.passed), "gate_failed_checks": len(verdict.failures)}
+                )
                 client = hook.get_client()
                 tags = {
                     TAG_GATE_STATUS: "passed" if verdict.passed else "failed",
@@ -149,24 +161,18 @@ class ModelGateSensor(BaseSensorOperator):
             if verdict.passed:
                 from airflow.exceptions import AirflowFailException
 
-                raise AirflowFailException(f"gate passed but the verdict could not be recorded in MLflow: {e}") from e
+                raise AirflowFailException(
+                    f"gate passed but the verdict could not be recorded in MLflow: {e}"
+                ) from e
             self.log.warning("Could not record the failed verdict in MLflow: %s", e)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The model under decision as input. Built from what poke() saw: no I/O in the listener's fork."""
         from airflow.providers.openlineage.extractors import OperatorLineage
 
-        from airflow_ml_provider.lineage.datasets import model_dataset, to_input
-        from airflow_ml_provider.models import ModelRef
-        from airflow_ml_provider.operators.base import resolve_hook
+        from airflow_ml_provider.lineage.datasets import to_input
 
-        try:
-            ref = ModelRef.parse(self.model)
-            uri = resolve_hook(self.mlflow_conn_id).settings.tracking_uri
-            fingerprint = self._verdict.subject.model_fingerprint if self._verdict else None
-            inputs = [to_input(model_dataset(uri, ref.name, ref.version, fingerprint))]
-        except Exception:  # lineage never breaks a task
-            inputs = []
-        return OperatorLineage(inputs=inputs)
+        return OperatorLineage(inputs=[to_input(self._model_input)] if self._model_input else [])
 
     def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
         return self.get_openlineage_facets_on_complete(task_instance)

@@ -180,63 +180,125 @@ def test_suffix_is_case_insensitive(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------------
 
 S = "scenario #1 ('s')"
+KINDS = "equals, one_of, within, min_accuracy"
+
+
+def one(drop: tuple[str, ...] = (), **fields: Any) -> dict[str, Any]:
+    """A document with one scenario: a valid base with ``fields`` replaced and ``drop`` removed."""
+    entry = {"name": "s", "rows": [{"x": 0}, {"x": 1}, {"x": 2}], "expect": {"equals": 1}, **fields}
+    return {"scenarios": [{k: v for k, v in entry.items() if k not in drop}]}
+
+
+def accuracy(threshold: Any, labels: Any = (0, 1, 0)) -> dict[str, Any]:
+    """A min_accuracy scenario document (labels given as a list when not None)."""
+    extra = {} if labels is None else {"labels": list(labels) if isinstance(labels, tuple) else labels}
+    return one(expect={"min_accuracy": threshold}, **extra)
+
+
 MALFORMED: list[tuple[str, Any, str]] = [
     ("top level is a list", [scenario(equals=1)], "top level must be a mapping"),
-    ("top level is a string", "hello", "top level must be a mapping with a non-empty 'scenarios' list; got a string"),
-    ("scenarios missing", {"tests": []}, "unknown top-level key(s) ['tests']"),
+    ("top level is a string", "hello", "non-empty 'scenarios' list; got a string"),
+    ("unknown top-level key", {"tests": []}, "unknown top-level key(s) ['tests']"),
     ("scenarios key absent", {}, "non-empty 'scenarios' list; it is missing"),
     ("scenarios empty", {"scenarios": []}, "'scenarios' must be a non-empty list; got an empty list"),
     ("scenarios not a list", {"scenarios": {"a": 1}}, "'scenarios' must be a non-empty list; got a mapping"),
     ("scenario not a mapping", {"scenarios": ["typical"]}, "scenario #1: must be a mapping; got a string"),
-    ("name missing", {"scenarios": [{"rows": [{"x": 1}], "expect": {"equals": 1}}]}, "scenario #1: 'name' is required"),
-    ("name empty", {"scenarios": [{**scenario(equals=1), "name": "  "}]}, "scenario #1: 'name' must be a non-empty string"),
-    ("name not a string", {"scenarios": [{**scenario(equals=1), "name": 3}]}, "scenario #1: 'name' must be a non-empty string; got a number"),
+    ("name missing", one(drop=("name",)), "scenario #1: 'name' is required"),
+    ("name empty", one(name="  "), "scenario #1: 'name' must be a non-empty string"),
+    ("name not a string", one(name=3), "scenario #1: 'name' must be a non-empty string; got a number"),
     (
         "duplicate name",
         {"scenarios": [scenario("a", equals=1), scenario("b", equals=1), scenario("a", equals=0)]},
         "scenario #3 ('a'): duplicate name 'a' (already used by scenario #1)",
     ),
-    ("unknown scenario key", {"scenarios": [{**scenario(equals=1), "expected": 1}]}, f"{S}: unknown key(s) ['expected']"),
-    ("description not a string", {"scenarios": [{**scenario(equals=1), "description": ["x"]}]}, f"{S}: 'description' must be a string"),
-    ("rows missing", {"scenarios": [{"name": "s", "expect": {"equals": 1}}]}, f"{S}: 'rows' is required"),
-    ("rows empty", {"scenarios": [{**scenario(equals=1), "rows": []}]}, f"{S}: 'rows' must be a non-empty list of mappings; got an empty list"),
-    ("rows not a list", {"scenarios": [{**scenario(equals=1), "rows": {"x": 1}}]}, f"{S}: 'rows' must be a non-empty list of mappings; got a mapping"),
-    ("row not a mapping", {"scenarios": [{**scenario(equals=1), "rows": [{"x": 1}, [1, 2]]}]}, f"{S}: row #2 must be a mapping column -> value; got a list"),
-    ("row empty mapping", {"scenarios": [{**scenario(equals=1), "rows": [{}]}]}, f"{S}: row #1 is an empty mapping"),
-    ("row value nested", {"scenarios": [{**scenario(equals=1), "rows": [{"x": [1, 2]}]}]}, f"{S}: row #1, column 'x': value must be"),
-    ("expect missing", {"scenarios": [{"name": "s", "rows": [{"x": 1}]}]}, f"{S}: 'expect' is required"),
-    ("expect not a mapping", {"scenarios": [{**scenario(), "expect": 1}]}, f"{S}: 'expect' must be a mapping"),
-    ("expect empty", {"scenarios": [scenario()]}, f"{S}: 'expect' must have exactly one of equals, one_of, within, min_accuracy; got []"),
-    ("expect unknown kind", {"scenarios": [scenario(equal=1)]}, f"{S}: 'expect' has unknown kind(s) ['equal']"),
+    ("unknown scenario key", one(expected=1), f"{S}: unknown key(s) ['expected']"),
+    ("description not a string", one(description=["x"]), f"{S}: 'description' must be a string"),
+    ("rows missing", one(drop=("rows",)), f"{S}: 'rows' is required"),
+    ("rows empty", one(rows=[]), f"{S}: 'rows' must be a non-empty list of mappings; got an empty list"),
+    (
+        "rows not a list",
+        one(rows={"x": 1}),
+        f"{S}: 'rows' must be a non-empty list of mappings; got a mapping",
+    ),
+    ("row not a mapping", one(rows=[{"x": 1}, [1, 2]]), f"{S}: row #2 must be a mapping column -> value"),
+    ("row empty mapping", one(rows=[{}]), f"{S}: row #1 is an empty mapping"),
+    ("row value nested", one(rows=[{"x": [1, 2]}]), f"{S}: row #1, column 'x': value must be"),
+    ("expect missing", one(drop=("expect",)), f"{S}: 'expect' is required"),
+    ("expect not a mapping", one(expect=1), f"{S}: 'expect' must be a mapping"),
+    ("expect empty", one(expect={}), f"{S}: 'expect' must have exactly one of {KINDS}; got []"),
+    ("expect unknown kind", one(expect={"equal": 1}), f"{S}: 'expect' has unknown kind(s) ['equal']"),
     (
         "expect two kinds",
         {"scenarios": [scenario("ok", equals=1), scenario("edge_case", equals=1, within={"min": 0})]},
-        "scenario #2 ('edge_case'): 'expect' must have exactly one of equals, one_of, within, min_accuracy; "
-        "got ['equals', 'within']",
+        f"scenario #2 ('edge_case'): 'expect' must have exactly one of {KINDS}; got ['equals', 'within']",
     ),
-    ("equals null", {"scenarios": [scenario(equals=None)]}, f"{S}: 'expect.equals' must be a string, number or boolean"),
-    ("equals a list", {"scenarios": [scenario(equals=[1])]}, f"{S}: 'expect.equals' must be a string, number or boolean"),
-    ("one_of not a list", {"scenarios": [scenario(one_of=1)]}, f"{S}: 'expect.one_of' must be a non-empty list; got 1"),
-    ("one_of a mapping", {"scenarios": [scenario(one_of={"a": 1})]}, f"{S}: 'expect.one_of' must be a non-empty list; got a mapping"),
-    ("one_of empty", {"scenarios": [scenario(one_of=[])]}, f"{S}: 'expect.one_of' must be a non-empty list; got an empty list"),
-    ("one_of with null", {"scenarios": [scenario(one_of=[0, None])]}, f"{S}: 'expect.one_of' item #2"),
-    ("within no bounds", {"scenarios": [scenario(within={})]}, f"{S}: 'expect.within' needs at least one of 'min' or 'max'"),
-    ("within null bounds", {"scenarios": [scenario(within={"min": None})]}, f"{S}: 'expect.within' needs at least one"),
-    ("within min > max", {"scenarios": [scenario(within={"min": 1, "max": 0})]}, f"{S}: 'expect.within' has min 1.0 > max 0.0"),
-    ("within unknown key", {"scenarios": [scenario(within={"low": 0})]}, f"{S}: 'expect.within' has unknown key(s) ['low']"),
-    ("within not numeric", {"scenarios": [scenario(within={"min": "0"})]}, f"{S}: 'expect.within.min' must be a finite number; got '0'"),
-    ("within boolean bound", {"scenarios": [scenario(within={"max": True})]}, f"{S}: 'expect.within.max' must be a finite number"),
-    ("within not a mapping", {"scenarios": [scenario(within=[0, 1])]}, f"{S}: 'expect.within' must be a mapping"),
-    ("min_accuracy above 1", {"scenarios": [{**scenario(min_accuracy=1.5), "labels": [0, 1, 0]}]}, f"{S}: 'expect.min_accuracy' must be between 0 and 1; got 1.5"),
-    ("min_accuracy below 0", {"scenarios": [{**scenario(min_accuracy=-0.1), "labels": [0, 1, 0]}]}, f"{S}: 'expect.min_accuracy' must be between 0 and 1"),
-    ("min_accuracy a string", {"scenarios": [{**scenario(min_accuracy="90%"), "labels": [0, 1, 0]}]}, f"{S}: 'expect.min_accuracy' must be a number"),
-    ("min_accuracy a boolean", {"scenarios": [{**scenario(min_accuracy=True), "labels": [0, 1, 0]}]}, f"{S}: 'expect.min_accuracy' must be a number"),
-    ("labels missing", {"scenarios": [scenario(min_accuracy=0.9)]}, f"{S}: 'labels' is required with min_accuracy"),
-    ("labels wrong length", {"scenarios": [{**scenario(min_accuracy=0.9), "labels": [1, 0]}]}, f"{S}: 'labels' has 2 item(s) but 'rows' has 3"),
-    ("labels not a list", {"scenarios": [{**scenario(min_accuracy=0.9), "labels": 1}]}, f"{S}: 'labels' must be a list"),
-    ("label null", {"scenarios": [{**scenario(min_accuracy=0.9), "labels": [1, None, 0]}]}, f"{S}: label #2 must be"),
-    ("labels without min_accuracy", {"scenarios": [{**scenario(equals=1), "labels": [1, 1, 1]}]}, f"{S}: 'labels' is only allowed with 'expect: min_accuracy'"),
-]  # fmt: skip
+    (
+        "equals null",
+        one(expect={"equals": None}),
+        f"{S}: 'expect.equals' must be a string, number or boolean",
+    ),
+    (
+        "equals a list",
+        one(expect={"equals": [1]}),
+        f"{S}: 'expect.equals' must be a string, number or boolean",
+    ),
+    ("one_of not a list", one(expect={"one_of": 1}), f"{S}: 'expect.one_of' must be a non-empty list; got 1"),
+    ("one_of a mapping", one(expect={"one_of": {"a": 1}}), f"{S}: 'expect.one_of' must be a non-empty list"),
+    (
+        "one_of empty",
+        one(expect={"one_of": []}),
+        f"{S}: 'expect.one_of' must be a non-empty list; got an empty",
+    ),
+    ("one_of with null", one(expect={"one_of": [0, None]}), f"{S}: 'expect.one_of' item #2"),
+    (
+        "within no bounds",
+        one(expect={"within": {}}),
+        f"{S}: 'expect.within' needs at least one of 'min' or 'max'",
+    ),
+    ("within null bound", one(expect={"within": {"min": None}}), f"{S}: 'expect.within' needs at least one"),
+    (
+        "within min > max",
+        one(expect={"within": {"min": 1, "max": 0}}),
+        f"{S}: 'expect.within' has min 1.0 > max 0.0",
+    ),
+    (
+        "within unknown key",
+        one(expect={"within": {"low": 0}}),
+        f"{S}: 'expect.within' has unknown key(s) ['low']",
+    ),
+    (
+        "within not numeric",
+        one(expect={"within": {"min": "0"}}),
+        f"{S}: 'expect.within.min' must be a finite number",
+    ),
+    (
+        "within boolean bound",
+        one(expect={"within": {"max": True}}),
+        f"{S}: 'expect.within.max' must be a finite",
+    ),
+    ("within not a mapping", one(expect={"within": [0, 1]}), f"{S}: 'expect.within' must be a mapping"),
+    ("min_accuracy above 1", accuracy(1.5), f"{S}: 'expect.min_accuracy' must be between 0 and 1; got 1.5"),
+    ("min_accuracy below 0", accuracy(-0.1), f"{S}: 'expect.min_accuracy' must be between 0 and 1; got -0.1"),
+    (
+        "min_accuracy a string",
+        accuracy("90%"),
+        f"{S}: 'expect.min_accuracy' must be a number between 0 and 1",
+    ),
+    (
+        "min_accuracy a boolean",
+        accuracy(True),
+        f"{S}: 'expect.min_accuracy' must be a number between 0 and 1",
+    ),
+    ("labels missing", accuracy(0.9, labels=None), f"{S}: 'labels' is required with min_accuracy"),
+    ("labels wrong length", accuracy(0.9, labels=(1, 0)), f"{S}: 'labels' has 2 item(s) but 'rows' has 3"),
+    ("labels not a list", accuracy(0.9, labels=1), f"{S}: 'labels' must be a list"),
+    ("label null", accuracy(0.9, labels=(1, None, 0)), f"{S}: label #2 must be a string, number or boolean"),
+    (
+        "labels without min_accuracy",
+        one(labels=[1, 1, 1]),
+        f"{S}: 'labels' is only allowed with 'expect: min_accuracy'",
+    ),
+]
 
 
 @pytest.mark.parametrize("fmt", ["yaml", "json"])
@@ -324,7 +386,9 @@ def test_duplicate_yaml_key_is_rejected(tmp_path: Path) -> None:
 
 def test_duplicate_json_key_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "dup.json"
-    path.write_text('{"scenarios": [{"name": "a", "name": "b", "rows": [{"x": 1}], "expect": {"equals": 1}}]}')
+    path.write_text(
+        '{"scenarios": [{"name": "a", "name": "b", "rows": [{"x": 1}], "expect": {"equals": 1}}]}'
+    )
     with pytest.raises(ScenarioFileError, match="invalid JSON: duplicate key 'name'"):
         load_scenarios(path)
 
@@ -338,7 +402,9 @@ def test_non_utf8_file(tmp_path: Path) -> None:
 
 def test_yaml_non_string_column_name_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "cols.yaml"
-    path.write_text("scenarios:\n  - name: a\n    rows: [{yes: 1}]\n    expect: {equals: 1}\n", encoding="utf-8")
+    path.write_text(
+        "scenarios:\n  - name: a\n    rows: [{yes: 1}]\n    expect: {equals: 1}\n", encoding="utf-8"
+    )
     with pytest.raises(ScenarioFileError, match=r"row #1: column names must be non-empty strings; got True"):
         load_scenarios(path)
 
@@ -392,13 +458,23 @@ def test_real_model_without_feature_columns_fails_by_raising(tmp_path: Path, mod
 
 def test_real_model_failing_expectations(model: Any) -> None:
     suite = suite_of(
-        {"name": "wrong_class", "rows": [{"mean radius": 9.0, "mean texture": 14.0},
-                                        {"mean radius": 22.0, "mean texture": 20.0}],
-         "expect": {"equals": 1}},
-        {"name": "not_allowed", "rows": [{"mean radius": 9.0, "mean texture": 14.0}], "expect": {"one_of": [0, 2]}},
-        {"name": "accuracy", "rows": [{"mean radius": r, "mean texture": 15.0} for r in (8.0, 9.0, 22.0)],
-         "expect": {"min_accuracy": 0.9}, "labels": [1, 0, 0]},
-    )  # fmt: skip
+        {
+            "name": "wrong_class",
+            "rows": [{"mean radius": 9.0, "mean texture": 14.0}, {"mean radius": 22.0, "mean texture": 20.0}],
+            "expect": {"equals": 1},
+        },
+        {
+            "name": "not_allowed",
+            "rows": [{"mean radius": 9.0, "mean texture": 14.0}],
+            "expect": {"one_of": [0, 2]},
+        },
+        {
+            "name": "accuracy",
+            "rows": [{"mean radius": r, "mean texture": 15.0} for r in (8.0, 9.0, 22.0)],
+            "expect": {"min_accuracy": 0.9},
+            "labels": [1, 0, 0],
+        },
+    )
 
     report = run_scenarios(suite, model.predict, feature_columns=FEATURES)
 
@@ -427,8 +503,13 @@ def test_real_model_probabilities_within_bounds(model: Any) -> None:
 
 
 def test_full_probability_matrix_is_not_a_prediction_per_row(model: Any) -> None:
-    suite = suite_of({"name": "proba", "rows": [{"mean radius": 9.0, "mean texture": 15.0}],
-                      "expect": {"within": {"min": 0}}})  # fmt: skip
+    suite = suite_of(
+        {
+            "name": "proba",
+            "rows": [{"mean radius": 9.0, "mean texture": 15.0}],
+            "expect": {"within": {"min": 0}},
+        }
+    )
     result = run_scenarios(suite, model.predict_proba, feature_columns=FEATURES).results[0]
     assert not result.passed
     assert result.reason == "predict returned an array of shape (1, 2); expected one prediction per row"
@@ -446,25 +527,64 @@ def test_full_probability_matrix_is_not_a_prediction_per_row(model: Any) -> None
         ({"equals": 1}, None, 1.0, True, "all 3 predictions equal 1"),
         ({"equals": 1}, None, 0, False, "prediction 1 of 3 was 0, expected 1 (3 of 3 predictions failed)"),
         ({"equals": "cat"}, None, "cat", True, "all 3 predictions equal 'cat'"),
-        ({"equals": 1}, None, "1", False, "prediction 1 of 3 was '1', expected 1 (3 of 3 predictions failed)"),
-        ({"equals": 1}, None, True, False, "prediction 1 of 3 was True, expected 1 (3 of 3 predictions failed)"),
+        (
+            {"equals": 1},
+            None,
+            "1",
+            False,
+            "prediction 1 of 3 was '1', expected 1 (3 of 3 predictions failed)",
+        ),
+        (
+            {"equals": 1},
+            None,
+            True,
+            False,
+            "prediction 1 of 3 was True, expected 1 (3 of 3 predictions failed)",
+        ),
         ({"equals": True}, None, np.bool_(True), True, "all 3 predictions equal True"),
         ({"one_of": [0, 1]}, None, np.int64(1), True, "all 3 predictions in [0, 1]"),
-        ({"one_of": ["a", "b"]}, None, "c", False, "prediction 1 of 3 was 'c', expected one of ['a', 'b'] "
-                                                    "(3 of 3 predictions failed)"),
+        (
+            {"one_of": ["a", "b"]},
+            None,
+            "c",
+            False,
+            "prediction 1 of 3 was 'c', expected one of ['a', 'b'] (3 of 3 predictions failed)",
+        ),
         ({"within": {"min": 0}}, None, np.float32(0.5), True, "all 3 predictions >= 0.0"),
-        ({"within": {"min": 0, "max": 1}}, None, -0.25, False,
-         "prediction 1 of 3 was -0.25, expected a finite number within [0.0, 1.0] (3 of 3 predictions failed)"),
-        ({"within": {"min": 0}}, None, "0.5", False,
-         "prediction 1 of 3 was '0.5', expected a finite number >= 0.0 (3 of 3 predictions failed)"),
-        ({"within": {"min": 0}}, None, float("inf"), False,
-         "prediction 1 of 3 was inf, expected a finite number >= 0.0 (3 of 3 predictions failed)"),
+        (
+            {"within": {"min": 0, "max": 1}},
+            None,
+            -0.25,
+            False,
+            "prediction 1 of 3 was -0.25, expected a finite number within [0.0, 1.0] "
+            "(3 of 3 predictions failed)",
+        ),
+        (
+            {"within": {"min": 0}},
+            None,
+            "0.5",
+            False,
+            "prediction 1 of 3 was '0.5', expected a finite number >= 0.0 (3 of 3 predictions failed)",
+        ),
+        (
+            {"within": {"min": 0}},
+            None,
+            float("inf"),
+            False,
+            "prediction 1 of 3 was inf, expected a finite number >= 0.0 (3 of 3 predictions failed)",
+        ),
         ({"min_accuracy": 0.6}, [1, 1, 0], 1, True, "accuracy 0.67 >= required 0.60 (2 of 3 correct)"),
         ({"min_accuracy": 0.67}, [1, 1, 0], 1, False, "accuracy 0.667 < required 0.670 (2 of 3 correct)"),
-        ({"min_accuracy": 1}, [1, 1, 1], np.int64(1), True, "accuracy 1.00 >= required 1.00 (3 of 3 correct)"),
+        (
+            {"min_accuracy": 1},
+            [1, 1, 1],
+            np.int64(1),
+            True,
+            "accuracy 1.00 >= required 1.00 (3 of 3 correct)",
+        ),
         ({"min_accuracy": 0}, [1, 1, 1], 0, True, "accuracy 0.00 >= required 0.00 (0 of 3 correct)"),
     ],
-)  # fmt: skip
+)
 def test_expectation_kinds(
     expect: dict[str, Any], labels: list[Any] | None, answer: Any, passed: bool, reason: str
 ) -> None:
@@ -477,7 +597,12 @@ def test_expectation_kinds(
 
 
 def test_accuracy_exactly_at_threshold_passes() -> None:
-    entry = {"name": "s", "rows": [{"x": i} for i in range(10)], "expect": {"min_accuracy": 0.9}, "labels": [1] * 9 + [0]}
+    entry = {
+        "name": "s",
+        "rows": [{"x": i} for i in range(10)],
+        "expect": {"min_accuracy": 0.9},
+        "labels": [1] * 9 + [0],
+    }
     result = run_scenarios(suite_of(entry), constant(1)).results[0]
     assert result.passed and result.reason == "accuracy 0.90 >= required 0.90 (9 of 10 correct)"
 
@@ -568,11 +693,13 @@ def test_keyboard_interrupt_is_not_swallowed() -> None:
         ("111", "predict returned str; expected a sequence with one prediction per row"),
         ({"a": 1}, "predict returned dict; expected a sequence with one prediction per row"),
         (np.int64(1), "predict returned int64; expected a sequence with one prediction per row"),
-        (pd.DataFrame({"a": [1, 1, 1], "b": [0, 0, 0]}), "predict returned a DataFrame with 2 columns; "
-                                                         "expected one prediction per row"),
+        (
+            pd.DataFrame({"a": [1, 1, 1], "b": [0, 0, 0]}),
+            "predict returned a DataFrame with 2 columns; expected one prediction per row",
+        ),
         ([1, [1], 1], "prediction 2 of 3 has unsupported type list; expected a string, number or boolean"),
     ],
-)  # fmt: skip
+)
 def test_unusable_output_is_a_failure(output: Any, reason: str) -> None:
     result = run_scenarios(suite_of(scenario(equals=1)), lambda frame: output).results[0]
     assert not result.passed
@@ -637,8 +764,10 @@ def test_frame_without_feature_columns_keeps_row_columns() -> None:
         frames.append(frame)
         return [1] * len(frame)
 
-    run_scenarios(suite_of({"name": "s", "rows": [{"b": 1, "a": 2.5}, {"b": 3, "a": None}], "expect": {"equals": 1}}),
-                  predict)  # fmt: skip
+    run_scenarios(
+        suite_of({"name": "s", "rows": [{"b": 1, "a": 2.5}, {"b": 3, "a": None}], "expect": {"equals": 1}}),
+        predict,
+    )
     assert list(frames[0].columns) == ["b", "a"]
     assert frames[0]["a"].isna().tolist() == [False, True]
 
