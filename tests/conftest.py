@@ -81,7 +81,7 @@ def run_dag(dag_id: str, conf: dict[str, Any] | None = None) -> Any:
     """Run a DAG from the DAGs folder with ``dag.test()``; returns the finished DagRun."""
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(DAGS), include_examples=False)
+    bag = DagBag(dag_folder=str(DAGS))
     assert not bag.import_errors, bag.import_errors
     dag = bag.get_dag(dag_id)
     assert dag is not None, f"{dag_id} not found in {DAGS}"

@@ -61,7 +61,7 @@ class MlflowHook(BaseHook):
         return self._settings
 
     def _resolve_settings(self) -> MlflowSettings:
-        from airflow.exceptions import AirflowNotFoundException
+        from airflow.sdk.exceptions import AirflowNotFoundException
 
         try:
             conn = self.get_connection(self.mlflow_conn_id)

@@ -46,7 +46,7 @@ class PromoteModelOperator(ModelStepOperator):
         self.alias = alias
 
     def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> dict[str, Any]:
-        from airflow.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException
 
         from airflow_ml_provider.locks import promotion_lock
 

@@ -69,7 +69,7 @@ class ModelGateSensor(BaseSensorOperator):
         self._model_input: LineageDataset | None = None
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        from airflow.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException
 
         from airflow_ml_provider.gate import decide
         from airflow_ml_provider.lineage.datasets import model_dataset
@@ -159,7 +159,7 @@ class ModelGateSensor(BaseSensorOperator):
                     client.set_model_version_tag(ref.name, ref.version, key, value)
         except Exception as e:
             if verdict.passed:
-                from airflow.exceptions import AirflowFailException
+                from airflow.sdk.exceptions import AirflowFailException
 
                 raise AirflowFailException(
                     f"gate passed but the verdict could not be recorded in MLflow: {e}"
