@@ -44,7 +44,6 @@ def _binary_prf(y_true: Any, y_pred: Any, positive: Any) -> tuple[float, float, 
 
 def _roc_auc(y_true: Any, score: Any, positive: Any) -> float:
     """Binary ROC AUC as the Mann-Whitney U statistic (ties get average ranks)."""
-    import numpy as np
     import pandas as pd
 
     pos = y_true == positive

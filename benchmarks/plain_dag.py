@@ -15,7 +15,6 @@ from typing import Any
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.providers.standard.sensors.python import PythonSensor
 from airflow.sdk import DAG, Param
-
 from breast_cancer import pipeline
 from breast_cancer.pipeline import TARGET, train, transform
 

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from airflow.sdk import DAG, Param
+from breast_cancer.pipeline import TARGET, train, transform
 
 from airflow_ml_provider.operators.evaluate import EvaluateOperator
 from airflow_ml_provider.operators.featurize import FeaturizeOperator
@@ -18,7 +19,6 @@ from airflow_ml_provider.operators.promote import PromoteModelOperator
 from airflow_ml_provider.operators.simulate import SimulateOperator
 from airflow_ml_provider.operators.train import TrainOperator
 from airflow_ml_provider.sensors.model_gate import ModelGateSensor
-from breast_cancer.pipeline import TARGET, train, transform
 
 HERE = Path(__file__).parent / "breast_cancer"
 DEFAULT_RAW_URI = os.environ.get(

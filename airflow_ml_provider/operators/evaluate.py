@@ -86,7 +86,8 @@ class EvaluateOperator(ModelStepOperator):
             raise ValueError(f"{ref.uri} has no recorded target column; pass target_column")
         if target not in holdout.columns:
             raise DatasetError(
-                f"holdout dataset {holdout_ref.uri} has no target column {target!r}; columns are {list(holdout.columns)}"
+                f"holdout dataset {holdout_ref.uri} has no target column {target!r}; "
+                f"columns are {list(holdout.columns)}"
             )
         names = self.metrics or list(default_metrics(task))
         validate_metric_names(names, task)

@@ -58,7 +58,9 @@ def good_run(airflow_db: Path, raw_data: Path, mlflow_client: Any) -> Any:
 
 def test_good_data_promotes_a_version(good_run: Any, mlflow_client: Any) -> None:
     states = task_states(good_run.run_id)
-    assert states == dict.fromkeys(["featurize", "train", "evaluate", "simulate", "gate", "promote"], "success")
+    assert states == dict.fromkeys(
+        ["featurize", "train", "evaluate", "simulate", "gate", "promote"], "success"
+    )
     latest = versions(mlflow_client)[-1]
     assert champion(mlflow_client) == str(latest)
     version = mlflow_client.get_model_version(MODEL, str(latest))
@@ -71,7 +73,9 @@ def test_good_data_promotes_a_version(good_run: Any, mlflow_client: Any) -> None
 def test_complete_events_name_real_inputs_and_outputs(good_run: Any, mlflow_client: Any) -> None:
     events = task_events(good_run.run_id, "COMPLETE")
     assert set(events) >= {"featurize", "train", "evaluate", "simulate", "gate", "promote"}
-    names = {t: ([d["name"] for d in e["inputs"]], [d["name"] for d in e["outputs"]]) for t, e in events.items()}
+    names = {
+        t: ([d["name"] for d in e["inputs"]], [d["name"] for d in e["outputs"]]) for t, e in events.items()
+    }
 
     featurize_in, featurize_out = names["featurize"]
     assert featurize_in == [str(RAW_URI)]
@@ -179,5 +183,7 @@ def step_record(client: Any, dag_run_id: str, task_id: str) -> dict[str, Any]:
 
 
 def gate_verdict(client: Any, version: Any) -> dict[str, Any]:
-    path = client.download_artifacts(version.tags["airflow_ml.gate.run_id"], "airflow_ml/verdict.json", str(STATE))
+    path = client.download_artifacts(
+        version.tags["airflow_ml.gate.run_id"], "airflow_ml/verdict.json", str(STATE)
+    )
     return json.loads(Path(path).read_text())
