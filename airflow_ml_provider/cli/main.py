@@ -1,58 +1,21 @@
-"""``airflow-ml``: look at models, verdicts and promotions without opening a UI."""
+"""``airflow-ml``: look at models, verdicts, lineage and promotions without opening a UI."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 
-
-def _status(args: argparse.Namespace) -> int:
-    from mlflow import MlflowClient
-
-    from airflow_ml_provider.models import TAG_MODEL_FINGERPRINT
-    from airflow_ml_provider.operators.promote import TAG_PREVIOUS_CHAMPION, current_alias_version
-    from airflow_ml_provider.sensors.model_gate import TAG_GATE_STATUS
-
-    client = MlflowClient()
-    versions = sorted(
-        client.search_model_versions(f"name = '{args.model}'"), key=lambda v: int(v.version), reverse=True
-    )
-    if not versions:
-        print(f"No versions of {args.model!r} in the registry at {client.tracking_uri}")
-        return 1
-    champion = current_alias_version(client, args.model, args.alias)
-    print(f"{args.model}: {len(versions)} version(s); alias {args.alias!r} -> {champion or '(unset)'}")
-    print(f"{'version':>7}  {'gate':<8} {'created':<19}  {'previous champion':<17}  fingerprint")
-    for v in versions[: args.limit]:
-        from datetime import datetime, timezone
-
-        created = datetime.fromtimestamp(v.creation_timestamp / 1000, tz=timezone.utc).strftime(
-            "%Y-%m-%d %H:%M:%S"
-        )
-        mark = "*" if str(v.version) == champion else " "
-        print(
-            f"{mark}{v.version:>6}  {v.tags.get(TAG_GATE_STATUS, '-'):<8} {created:<19}  "
-            f"{v.tags.get(TAG_PREVIOUS_CHAMPION, '-'):<17}  {v.tags.get(TAG_MODEL_FINGERPRINT, '-')[:23]}"
-        )
-    latest = versions[0]
-    if str(latest.version) != champion:
-        print(
-            f"\nLatest version {latest.version} was not promoted; gate: {latest.tags.get(TAG_GATE_STATUS, 'not run')}."
-        )
-    else:
-        print(f"\nLatest version {latest.version} is the {args.alias}.")
-    return 0
+#: Each module under airflow_ml_provider.cli named here provides ``register(subparsers)``.
+COMMANDS = ("status",)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="airflow-ml", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    status = sub.add_parser("status", help="versions of a registered model, their gate status and the alias")
-    status.add_argument("model", help="registered model name")
-    status.add_argument("--alias", default="champion")
-    status.add_argument("--limit", type=int, default=10)
-    status.set_defaults(func=_status)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"airflow_ml_provider.cli.{name}").register(subparsers)
     args = parser.parse_args(argv)
     return int(args.func(args))
 
