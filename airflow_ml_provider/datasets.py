@@ -156,3 +156,23 @@ def read_verified(reference: Mapping[str, Any] | str, what: str) -> tuple[Datase
             f"!= recorded {expected.fingerprint}. Re-run the upstream task."
         )
     return actual, df
+
+
+def verify_references(value: Any, what: str) -> int:
+    """Check every dataset reference inside ``value`` (nested dicts/lists) still has its recorded bytes.
+
+    Returns how many were checked; raises :class:`DatasetError` naming the first that changed.
+    """
+    if isinstance(value, Mapping):
+        if {"uri", "fingerprint"} <= set(value):
+            ref = DatasetRef.from_dict(value, what)
+            if not ref.path.is_file():
+                raise DatasetError(f"{what}: {ref.uri} no longer exists")
+            actual = fingerprint_file(ref.path)
+            if actual != ref.fingerprint:
+                raise DatasetError(f"{what}: {ref.uri} changed: fingerprint {actual} != recorded {ref.fingerprint}")
+            return 1 + sum(verify_references(v, what) for k, v in value.items() if isinstance(v, Mapping | list))
+        return sum(verify_references(v, what) for v in value.values())
+    if isinstance(value, list):
+        return sum(verify_references(v, what) for v in value)
+    return 0

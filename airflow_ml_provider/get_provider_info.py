@@ -32,6 +32,8 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_ml_provider.operators.evaluate",
                     "airflow_ml_provider.operators.simulate",
                     "airflow_ml_provider.operators.promote",
+                    "airflow_ml_provider.operators.rollback",
+                    "airflow_ml_provider.operators.predict",
                 ],
             }
         ],
@@ -39,6 +41,12 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "MLflow",
                 "python-modules": ["airflow_ml_provider.sensors.model_gate"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "MLflow",
+                "python-modules": ["airflow_ml_provider.triggers.model_gate"],
             }
         ],
         "hooks": [

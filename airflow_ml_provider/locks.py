@@ -1,34 +1,143 @@
 """Promotion lock: MLflow aliases are plain upserts, so concurrent promoters must be serialised.
 
-This lock holds across processes on one machine (an exclusive ``flock`` on a lock file). It does
-not hold across machines; a deployment with several workers needs a shared lock (a PostgreSQL
-advisory lock on the registry's database), which is not built yet.
+Which lock is used depends on where the registry lives:
+
+- PostgreSQL (``postgresql://`` or ``postgresql+<driver>://``): a session-level PostgreSQL advisory
+  lock on a dedicated connection to the registry's own database. It holds across processes *and
+  machines* (every promoter talks to the same server), and the server releases it when the holder's
+  connection dies, so a killed worker never leaves a stale lock behind.
+- anything else (SQLite, a file store, an MLflow server over HTTP): an exclusive ``flock`` on a lock
+  file. It holds across processes on one machine only. When the registry is an MLflow server shared
+  by several machines, set ``AIRFLOW_ML_LOCK_URI`` to a PostgreSQL database every worker can reach
+  (for example the one behind the MLflow server) to get the advisory lock instead.
+
+Every failure is a :class:`LockError` whose message says what happened and what to do; database
+driver errors are chained, never shown bare.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
+import math
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: Overrides the database used for the lock (a PostgreSQL URI), e.g. when the registry is an HTTP server.
+LOCK_URI_ENV = "AIRFLOW_ML_LOCK_URI"
+#: Directory of the flock files.
+LOCK_DIR_ENV = "AIRFLOW_ML_LOCK_DIR"
+#: First key of the two-key advisory lock: marks our locks in ``pg_locks.classid`` ("MLPR").
+ADVISORY_NAMESPACE = 0x4D4C5052
+_LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE raised when lock_timeout expires
 
 
-class LockTimeout(TimeoutError):
-    pass
+class LockError(RuntimeError):
+    """The promotion lock could not be taken or was lost; the message says why and what to do."""
+
+
+class LockTimeout(LockError, TimeoutError):
+    """Another promotion of the same model held the lock for longer than the timeout."""
+
+
+def is_postgres_uri(uri: str | None) -> bool:
+    scheme = (uri or "").split("://", 1)[0].lower()
+    return "://" in (uri or "") and (scheme == "postgresql" or scheme.startswith("postgresql+"))
+
+
+def redact(uri: str) -> str:
+    """The URI without its password, for messages and logs."""
+    return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", uri)
+
+
+def advisory_key(model_name: str) -> tuple[int, int]:
+    """``(namespace, model)``: the two int4 keys of ``pg_advisory_lock`` for this model's promotions."""
+    digest = hashlib.sha256(model_name.encode()).digest()
+    return ADVISORY_NAMESPACE, int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+class HeldLock:
+    """A lock that is held; :meth:`verify` raises :class:`LockError` if it has been lost since."""
+
+    kind = "none"
+
+    def __init__(self, model_name: str, where: str) -> None:
+        self.model_name = model_name
+        self.where = where
+
+    def verify(self) -> None:
+        """Check that the lock is still ours (call right before a write it protects)."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.model_name!r} at {self.where}>"
 
 
 @contextmanager
-def promotion_lock(registry_uri: str, model_name: str, timeout: float = 60.0) -> Iterator[None]:
-    key = hashlib.sha256(f"{registry_uri}\0{model_name}".encode()).hexdigest()[:24]
-    directory = Path(os.environ.get("AIRFLOW_ML_LOCK_DIR", tempfile.gettempdir()))
-    directory.mkdir(parents=True, exist_ok=True)
+def promotion_lock(
+    registry_uri: str, model_name: str, timeout: float = 60.0, *, lock_uri: str | None = None
+) -> Iterator[HeldLock]:
+    """Serialise promotions of ``model_name`` in the registry at ``registry_uri``.
+
+    :param registry_uri: the MLflow registry URI; a PostgreSQL one selects the advisory lock.
+    :param lock_uri: a PostgreSQL URI to lock on instead (default: ``$AIRFLOW_ML_LOCK_URI``).
+    :param timeout: seconds to wait for a concurrent promotion to finish before :class:`LockTimeout`.
+    """
+    uri = lock_uri or os.environ.get(LOCK_URI_ENV) or registry_uri
+    if is_postgres_uri(uri):
+        with _advisory_lock(uri, model_name, timeout) as held:
+            yield held
+        return
+    if lock_uri or os.environ.get(LOCK_URI_ENV):
+        raise LockError(
+            f"The promotion lock URI {redact(uri)} is not a PostgreSQL URI (postgresql:// or "
+            f"postgresql+<driver>://). Fix {LOCK_URI_ENV} or unset it to lock on this machine only."
+        )
+    if uri.split("://", 1)[0].lower() in ("http", "https", "databricks"):
+        log.warning(
+            "Promotion lock for %r is a file lock: it serialises promotions on this machine only. "
+            "With workers on several machines set %s to a PostgreSQL database they all reach.",
+            model_name,
+            LOCK_URI_ENV,
+        )
+    with _file_lock(uri, model_name, timeout) as held:
+        yield held
+
+
+# --- flock: across processes on one machine ------------------------------------------------------
+
+
+def _lock_identity(uri: str) -> str:
+    """Two spellings of one SQLite file (relative, absolute) must map to one lock."""
+    if uri.lower().startswith("sqlite:///"):
+        path = uri[len("sqlite:///") :].split("?", 1)[0]
+        return "sqlite:" + str(Path(path).resolve())
+    return uri
+
+
+@contextmanager
+def _file_lock(uri: str, model_name: str, timeout: float) -> Iterator[HeldLock]:
+    key = hashlib.sha256(f"{_lock_identity(uri)}\0{model_name}".encode()).hexdigest()[:24]
+    directory = Path(os.environ.get(LOCK_DIR_ENV, tempfile.gettempdir()))
     path = directory / f"airflow-ml-promote-{key}.lock"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a")
+    except OSError as e:
+        raise LockError(
+            f"Cannot create the promotion lock file for {model_name!r} in {directory}: {e.strerror}. "
+            f"Make the directory writable or point {LOCK_DIR_ENV} at one that is."
+        ) from e
     deadline = time.monotonic() + timeout
-    with open(path, "a") as handle:
+    with handle:
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -36,11 +145,115 @@ def promotion_lock(registry_uri: str, model_name: str, timeout: float = 60.0) ->
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     raise LockTimeout(
-                        f"Could not lock promotion of {model_name!r} within {timeout:.0f}s: another "
-                        f"promotion holds {path}"
+                        f"Could not lock promotion of {model_name!r} within {timeout:g}s: another "
+                        f"promotion of it holds {path}. Retry when it has finished; if none is running, "
+                        "a stuck process holds the file (see `fuser` on it)."
                     ) from None
                 time.sleep(0.05)
         try:
-            yield
+            yield HeldLock(model_name, str(path))
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --- PostgreSQL advisory lock: across processes and machines -------------------------------------
+
+
+class _AdvisoryLock(HeldLock):
+    kind = "postgresql-advisory"
+
+    def __init__(self, model_name: str, where: str, connection: Any, keys: tuple[int, int]) -> None:
+        super().__init__(model_name, where)
+        self.connection = connection
+        self.keys = keys
+
+    def verify(self) -> None:
+        from sqlalchemy import text
+
+        try:
+            held = self.connection.execute(
+                text(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND pid = pg_backend_pid() AND classid = :ns AND objid = :key AND objsubid = 2)"
+                ),
+                {"ns": self.keys[0], "key": self.keys[1]},
+            ).scalar()
+        except Exception as e:
+            raise LockError(
+                f"Lost the connection that holds the promotion lock of {self.model_name!r} on {self.where} "
+                "(the server released the lock). Nothing was written after that; retry the promotion."
+            ) from e
+        if not held:
+            raise LockError(
+                f"The promotion lock of {self.model_name!r} on {self.where} is no longer held by this "
+                "session. Nothing was written after that; retry the promotion."
+            )
+
+
+def _pg_errcode(error: BaseException) -> str | None:
+    orig = getattr(error, "orig", error)
+    return getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+
+
+@contextmanager
+def _advisory_lock(uri: str, model_name: str, timeout: float) -> Iterator[HeldLock]:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+    from sqlalchemy.pool import NullPool
+
+    where = redact(uri)
+    try:
+        url = make_url(uri)
+        connect_args: dict[str, Any] = {}
+        if url.get_driver_name() == "psycopg2":
+            # Seconds, at least 2 (libpq's minimum); never longer than the caller is willing to wait.
+            connect_args = {
+                "connect_timeout": max(2, math.ceil(min(timeout, 30.0))),
+                "application_name": "airflow-ml promotion lock",
+            }
+        engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
+    except (ArgumentError, NoSuchModuleError, ImportError) as e:
+        raise LockError(
+            f"Cannot use {where} for the promotion lock: {e}. Install the PostgreSQL driver the URI "
+            "names (psycopg2 for postgresql://) in the worker's environment."
+        ) from e
+    try:
+        connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    except SQLAlchemyError as e:
+        engine.dispose()
+        raise LockError(
+            f"Cannot connect to the PostgreSQL database of the MLflow registry ({where}) to lock promotion "
+            f"of {model_name!r}. Check that the server is running and reachable from this worker, then retry."
+        ) from e
+    keys = advisory_key(model_name)
+    try:
+        try:
+            connection.execute(
+                text("SELECT set_config('lock_timeout', :ms, false)"), {"ms": f"{max(1, int(timeout * 1000))}ms"}
+            )
+            connection.execute(text("SELECT pg_advisory_lock(:ns, :key)"), {"ns": keys[0], "key": keys[1]})
+        except SQLAlchemyError as e:
+            if _pg_errcode(e) == _LOCK_NOT_AVAILABLE:
+                raise LockTimeout(
+                    f"Could not lock promotion of {model_name!r} within {timeout:g}s: another promotion of it "
+                    f"holds the PostgreSQL advisory lock ({keys[0]}, {keys[1]}) on {where}. Retry when it has "
+                    "finished; pg_locks shows the holder's pid."
+                ) from e
+            raise LockError(
+                f"The PostgreSQL database of the MLflow registry ({where}) failed while taking the promotion "
+                f"lock of {model_name!r}. Nothing was changed; check the server and retry."
+            ) from e
+        log.debug("Holding promotion lock %s on %s", keys, where)
+        try:
+            yield _AdvisoryLock(model_name, where, connection, keys)
+        finally:
+            try:
+                connection.execute(text("SELECT pg_advisory_unlock(:ns, :key)"), {"ns": keys[0], "key": keys[1]})
+            except SQLAlchemyError:  # closing the connection below releases it on the server anyway
+                log.warning("Could not unlock promotion lock %s on %s; closing the connection releases it", keys, where)
+    finally:
+        try:
+            connection.close()
+        finally:
+            engine.dispose()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import numbers
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
@@ -68,7 +69,7 @@ def classification_metrics(
         out["accuracy"] = float(np.mean(y_true == y_pred))
     if {"precision", "recall", "f1"} & set(names):
         if len(labels) <= 2:
-            p, r, f = _binary_prf(y_true, y_pred, labels.max())
+            p, r, f = _binary_prf(y_true, y_pred, labels[-1])  # np.unique sorts: the larger label
         else:
             per_class = [_binary_prf(y_true, y_pred, label) for label in labels]
             p, r, f = (float(np.mean([c[i] for c in per_class])) for i in range(3))
@@ -77,7 +78,7 @@ def classification_metrics(
         if positive_score is None or len(labels) > 2:
             out["roc_auc"] = float("nan")
         else:
-            out["roc_auc"] = _roc_auc(y_true, np.asarray(positive_score), labels.max())
+            out["roc_auc"] = _roc_auc(y_true, np.asarray(positive_score), labels[-1])
     return out
 
 
@@ -118,7 +119,9 @@ def score_model(
         result = regression_metrics(names, y, y_pred)
     if metric_fn is not None:
         custom = metric_fn(np.asarray(y), y_pred)
-        if not isinstance(custom, dict) or not all(isinstance(v, int | float) for v in custom.values()):
+        if not isinstance(custom, Mapping) or not all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) for v in custom.values()
+        ):
             raise TypeError(
                 f"metric_fn must return a dict of metric name -> number, got {type(custom).__name__}: {custom!r:.200}"
             )

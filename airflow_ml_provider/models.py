@@ -19,6 +19,7 @@ TAG_FEATURES_FINGERPRINT = "airflow_ml.features_fingerprint"
 TAG_TARGET = "airflow_ml.target_column"
 TAG_FEATURE_COLUMNS = "airflow_ml.feature_columns"
 TAG_TASK = "airflow_ml.task"
+TAG_REPRODUCTION_OF = "airflow_ml.reproduction_of"  # set on versions built by `airflow-ml reproduce`
 EVIDENCE_TAG_PREFIX = "airflow_ml.evidence."  # + step name -> MLflow run id holding the record
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,13 @@ TAG_RUN_ID = "airflow.run_id"
 TAG_TASK_ID = "airflow.task_id"
 TAG_TRY = "airflow.try_number"
 TAG_OL_RUN_ID = "openlineage.run_id"
+TAG_CODE_SHA = "airflow_ml.code.sha256"
+TAG_CODE_GIT_COMMIT = "airflow_ml.code.git_commit"
+TAG_ENV_DIGEST = "airflow_ml.environment.packages_digest"
+#: Attribute of the running operator holding its open :class:`StepRun`, read by its lineage methods.
+STEP_RUN_ATTRIBUTE = "_ml_step_run"
 _PARAM_MAX_LEN = 6000  # MLflow's limit for a param value
+MANIFEST_DIR = "airflow_ml/manifest"
 
 
 def airflow_ids(context: Context) -> dict[str, Any]:
@@ -84,8 +90,28 @@ def get_or_create_parent_run(client: MlflowClient, experiment_id: str, ids: Mapp
     return winner
 
 
+def _json_safe(value: Any) -> Any:
+    return json.loads(json.dumps(dict(value or {}), default=str))
+
+
+def _write_dag_run_manifest(client: MlflowClient, parent_run_id: str, context: Context) -> None:
+    """Record the DAG run's identity and conf on the parent run (same content from every step)."""
+    dag_run = context.get("dag_run")
+    conf = dict(getattr(dag_run, "conf", None) or {})
+    ids = airflow_ids(context)
+    client.log_dict(
+        parent_run_id,
+        {"dag_id": ids["dag_id"], "run_id": ids["run_id"], "conf": conf, "params": _json_safe(context.get("params"))},
+        f"{MANIFEST_DIR}/dag_run.json",
+    )
+
+
 class StepRun:
     """An open MLflow run for one step, and the record it will write."""
+
+    #: MLflow experiment id and tracking URI (credentials stripped), for the lineage link to MLflow.
+    experiment_id: str | None = None
+    tracking_uri: str | None = None
 
     def __init__(self, client: MlflowClient, run_id: str, parent_run_id: str, record: StepRecord) -> None:
         self.client = client
@@ -96,6 +122,9 @@ class StepRun:
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
+        from airflow_ml_provider.lineage.datasets import redact_secrets
+
+        params = redact_secrets(params)
         self.record.params.update(params)
         if params:
             self.client.log_batch(
@@ -121,12 +150,19 @@ class StepRun:
 
 @contextmanager
 def step_run(
-    hook: MlflowHook, experiment_name: str, context: Context, step: str, code: str | None
+    hook: MlflowHook,
+    experiment_name: str,
+    context: Context,
+    step: str,
+    code: str | None,
+    code_fn: Callable[..., Any] | None = None,
 ) -> Iterator[StepRun]:
     """Open the step's MLflow run; on exit write the step record and close the run with its status.
 
     A failing step still gets its record (status ``failed`` with the error), so the failure is
-    visible in MLflow and no downstream check mistakes it for success.
+    visible in MLflow and no downstream check mistakes it for success. The record also gets the
+    environment (packages, hardware) and, with ``code_fn``, the identity of the user's callable; the
+    open run is attached to the running operator (``STEP_RUN_ATTRIBUTE``) for its lineage methods.
     """
     client = hook.get_client()
     experiment_id = hook.get_or_create_experiment(experiment_name)
@@ -144,9 +180,16 @@ def step_run(
     ol_run_id = _openlineage_run_id(context)
     if ol_run_id:
         tags[TAG_OL_RUN_ID] = ol_run_id
+    environment, code_identity = _collect_environment(code_fn)
+    tags.update(_identity_tags(environment, code_identity))
     run = client.create_run(experiment_id, run_name=ids["task_id"], tags=tags)
+    _write_dag_run_manifest(client, parent_id, context)
     record = StepRecord(step=step, mlflow_run_id=run.info.run_id, airflow=ids, code=code)
+    record.environment, record.code_identity = environment, code_identity
     current = StepRun(client, run.info.run_id, parent_id, record)
+    current.experiment_id = str(experiment_id)
+    current.tracking_uri = _safe_uri(hook)
+    _attach(context, current)
     log.info("MLflow run %s (parent %s) in experiment %r", run.info.run_id, parent_id, experiment_name)
     try:
         yield current
@@ -158,10 +201,65 @@ def step_run(
     _close(current, "FINISHED")
 
 
+def _collect_environment(code_fn: Callable[..., Any] | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Environment + hardware (cached per process) and the callable's identity; never fails the step."""
+    from airflow_ml_provider.lineage import environment as env
+
+    code_identity = None
+    if code_fn is not None:
+        try:
+            code_identity = env.code_info(code_fn)
+        except Exception:
+            log.warning("Could not identify the code of %r", code_fn, exc_info=True)
+    try:
+        extra = [code_identity["distribution"]] if code_identity and code_identity.get("distribution") else []
+        environment = {**env.environment_info(extra), "hardware": env.hardware_info()}
+    except Exception:
+        log.warning("Could not describe the environment", exc_info=True)
+        environment = None
+    return environment, code_identity
+
+
+def _identity_tags(environment: Mapping[str, Any] | None, code_identity: Mapping[str, Any] | None) -> dict[str, str]:
+    tags = {}
+    if environment and environment.get("packagesDigest"):
+        tags[TAG_ENV_DIGEST] = str(environment["packagesDigest"])
+    if code_identity and code_identity.get("sourceSha256"):
+        tags[TAG_CODE_SHA] = str(code_identity["sourceSha256"])
+    if code_identity and code_identity.get("gitCommit"):
+        dirty = "-dirty" if code_identity.get("gitDirty") else ""
+        tags[TAG_CODE_GIT_COMMIT] = f"{code_identity['gitCommit']}{dirty}"
+    return tags
+
+
+def _safe_uri(hook: MlflowHook) -> str | None:
+    from airflow_ml_provider.lineage.datasets import strip_credentials
+
+    try:
+        return strip_credentials(hook.settings.tracking_uri)
+    except Exception:
+        return None
+
+
+def _attach(context: Context, current: StepRun) -> None:
+    """Let the running operator's lineage methods (run later, in the listener's fork) see this run."""
+    try:
+        task = context["ti"].task
+        setattr(task, STEP_RUN_ATTRIBUTE, current)
+    except Exception:
+        log.debug("Could not attach the step run to the task", exc_info=True)
+
+
 def _close(current: StepRun, status: str) -> None:
     current.record.recorded_at = datetime.now(timezone.utc).isoformat()
     try:
         write_record(current.client, current.record)
+        # The parent run holds the run manifest: one entry per step, so concurrent steps never collide.
+        current.client.log_dict(
+            current.parent_run_id,
+            current.record.to_dict(),
+            f"{MANIFEST_DIR}/steps/{current.record.airflow['task_id']}.json",
+        )
         current.client.set_terminated(current.run_id, status)
         current.client.set_terminated(current.parent_run_id, "FINISHED")
     except Exception:

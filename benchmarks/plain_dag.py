@@ -1,9 +1,10 @@
 """Baseline for benchmarks/parse_time.py: the example retraining DAG built from plain Airflow operators.
 
 Same shape as ``dags_examples/breast_cancer_retrain.py`` (featurize -> train -> (evaluate, simulate)
--> gate -> promote), same schedule and params, same user module ``breast_cancer.pipeline``; only the
-operators differ (standard-provider PythonOperator / PythonSensor instead of ours). The callables are
-stubs: this file exists to be parsed, not run. Needs ``dags_examples`` on sys.path.
+-> gate -> promote -> predict; same task ids and edges, which parse_time.py checks), same schedule
+and params, same user module ``breast_cancer.pipeline``. Only the operators differ: standard-provider
+PythonOperator / PythonSensor instead of ours. The callables are stubs: this file exists to be
+parsed, not run. Needs ``dags_examples`` on sys.path.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ def _gate(model: Any, scenarios: str, policy: dict[str, Any]) -> bool:
 
 def _promote(model: Any, alias: str) -> None:
     return None
+
+
+def _predict(model: str, input: Any) -> dict[str, Any]:
+    return {"model": model, "input": input}
 
 
 with DAG(
@@ -119,4 +124,10 @@ with DAG(
         op_kwargs={"model": train_model.output, "alias": "champion"},
     )
 
-    [evaluate, simulate] >> gate >> promote
+    predict = PythonOperator(
+        task_id="predict",
+        python_callable=_predict,
+        op_kwargs={"model": f"models:/{MODEL_NAME}@champion", "input": featurize.output},
+    )
+
+    [evaluate, simulate] >> gate >> promote >> predict

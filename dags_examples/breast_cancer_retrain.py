@@ -1,6 +1,9 @@
 """Weekly retraining of the breast cancer classifier, gated and promoted through MLflow.
 
-featurize -> train -> (evaluate, simulate) -> gate -> promote
+featurize -> train -> (evaluate, simulate) -> gate -> promote -> predict
+
+After promotion, ``predict`` scores this run's features with whatever version the ``champion``
+alias points to then (resolved when the task runs) and writes the predictions with lineage.
 
 Run it once with ``make demo``; trigger it with another ``raw_uri`` to retrain on other data.
 """
@@ -15,6 +18,7 @@ from breast_cancer.pipeline import TARGET, train, transform
 
 from airflow_ml_provider.operators.evaluate import EvaluateOperator
 from airflow_ml_provider.operators.featurize import FeaturizeOperator
+from airflow_ml_provider.operators.predict import BatchPredictOperator
 from airflow_ml_provider.operators.promote import PromoteModelOperator
 from airflow_ml_provider.operators.simulate import SimulateOperator
 from airflow_ml_provider.operators.train import TrainOperator
@@ -76,5 +80,8 @@ with DAG(
         },
     )
     promote = PromoteModelOperator(task_id="promote", model=train_model.output, alias="champion")
+    # Score the latest data with the champion. The raw columns are not the model's feature
+    # columns (spaces vs snake_case), so score the features this run derived from the raw data.
+    predict = BatchPredictOperator(task_id="predict", model=f"models:/{MODEL_NAME}@champion", input=featurize.output)
 
-    [evaluate, simulate] >> gate >> promote
+    [evaluate, simulate] >> gate >> promote >> predict

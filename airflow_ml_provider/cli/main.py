@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 #: Each module under airflow_ml_provider.cli named here provides ``register(subparsers)``.
-COMMANDS = ("status",)
+COMMANDS = ("status", "lineage", "reproduce", "rollback")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

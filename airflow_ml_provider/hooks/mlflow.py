@@ -28,6 +28,21 @@ class MlflowSettings:
     artifact_location: str | None = None
 
 
+_CREDENTIAL_VARS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+
+
+def _set_credentials(login: str | None, password: str | None) -> None:
+    """MLflow reads credentials from the environment: set this connection's, and clear any other's,
+    so a connection without credentials never silently uses those of one read before it."""
+    for name in _CREDENTIAL_VARS:
+        os.environ.pop(name, None)
+    if login:
+        os.environ["MLFLOW_TRACKING_USERNAME"] = login
+        os.environ["MLFLOW_TRACKING_PASSWORD"] = password or ""
+    elif password:
+        os.environ["MLFLOW_TRACKING_TOKEN"] = password
+
+
 class MlflowHook(BaseHook):
     """
     Talks to an MLflow tracking server and model registry.
@@ -96,12 +111,7 @@ class MlflowHook(BaseHook):
                 )
             host = conn.host if "://" in conn.host else f"{conn.schema or 'http'}://{conn.host}"
             tracking_uri = f"{host}:{conn.port}" if conn.port else host
-        if conn.login:
-            # MLflow reads basic-auth credentials from the environment; the task process is ours.
-            os.environ["MLFLOW_TRACKING_USERNAME"] = conn.login
-            os.environ["MLFLOW_TRACKING_PASSWORD"] = conn.password or ""
-        elif conn.password:
-            os.environ["MLFLOW_TRACKING_TOKEN"] = conn.password
+        _set_credentials(conn.login, conn.password)
         return MlflowSettings(
             tracking_uri,
             field("registry_uri"),
@@ -119,8 +129,8 @@ class MlflowHook(BaseHook):
 
             settings = self.settings
             mlflow.set_tracking_uri(settings.tracking_uri)
-            if settings.registry_uri:
-                mlflow.set_registry_uri(settings.registry_uri)
+            # Always set: a registry URI left behind by another connection must not apply to this one.
+            mlflow.set_registry_uri(settings.registry_uri or settings.tracking_uri)
             self._client = mlflow.MlflowClient(
                 tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri
             )

@@ -30,14 +30,85 @@ class LineageDataset:
     rows: int | None = None
     size_bytes: int | None = None
     dataset_type: str | None = None  # "MODEL" for models
+    #: Data-quality assertions on this dataset as an input (plain dicts, see :func:`expectation_assertions`).
+    assertions: tuple[Mapping[str, Any], ...] = ()
+
+
+#: Query parameters whose values are credentials (e.g. ``?token=...``); their values are dropped.
+_SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "secret", "token", "api_key", "apikey", "access_key", "sig")
 
 
 def strip_credentials(uri: str) -> str:
-    """Drop user:password@ from a URI so credentials never reach lineage."""
-    parts = urlsplit(uri)
-    if "@" not in parts.netloc:
+    """Drop user:password@ (and credential query parameters) from a URI so credentials never reach lineage."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
         return uri
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    netloc = parts.netloc.rsplit("@", 1)[1] if "@" in parts.netloc else parts.netloc
+    query = parts.query
+    if query:
+        pairs = [p.partition("=") for p in query.split("&")]
+        query = "&".join(
+            f"{k}=***" if eq and any(s in k.lower() for s in _SECRET_QUERY_KEYS) else f"{k}{eq}{v}"
+            for k, eq, v in pairs
+        )
+    if netloc == parts.netloc and query == parts.query:
+        return uri
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+#: Parts of a parameter or environment variable name that mark its value as a credential.
+_SECRET_NAME_PARTS = (
+    "password", "passwd", "secret", "token", "api_key", "apikey", "private_key", "access_key", "credential",
+)
+_MIN_SECRET_LEN = 6  # shorter environment values are not treated as secrets (too many false hits)
+REDACTED = "***"
+
+
+def _secret_name(name: str) -> bool:
+    lowered = name.lower()
+    return any(part in lowered for part in _SECRET_NAME_PARTS)
+
+
+def _environment_secrets() -> list[str]:
+    """Values of environment variables whose names say they hold credentials (longest first)."""
+    import os
+
+    values = {v for k, v in os.environ.items() if _secret_name(k) and len(v) >= _MIN_SECRET_LEN}
+    return sorted(values, key=len, reverse=True)
+
+
+def redact_secrets(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` safe to record in MLflow and lineage.
+
+    Values under credential-like names become ``***``; connection passwords and other secrets Airflow
+    masks, and values of credential environment variables, are replaced wherever they appear in strings.
+    """
+    try:
+        from airflow.sdk._shared.secrets_masker import redact as airflow_redact
+    except Exception:  # outside a task (tests, CLI): only our own rules apply
+        airflow_redact = None
+    env_secrets = _environment_secrets()
+
+    def clean(value: Any, name: str) -> Any:
+        if _secret_name(name):
+            return REDACTED
+        if airflow_redact is not None:
+            try:
+                value = airflow_redact(value, name)
+            except Exception:
+                pass
+        if isinstance(value, str):
+            for secret in env_secrets:
+                value = value.replace(secret, REDACTED)
+            return value
+        if isinstance(value, Mapping):
+            return {k: clean(v, str(k)) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v, name) for v in value]
+        return value
+
+    return {k: clean(v, str(k)) for k, v in params.items()}
 
 
 def file_dataset(ref: DatasetRef | Mapping[str, Any]) -> LineageDataset:
@@ -91,7 +162,58 @@ def _facets(ds: LineageDataset) -> dict[str, Any]:
 def to_input(ds: LineageDataset) -> Dataset:
     from openlineage.client.event_v2 import InputDataset
 
-    return InputDataset(namespace=ds.namespace, name=ds.name, facets=_facets(ds))
+    input_facets: dict[str, Any] = {}
+    if ds.assertions:
+        from airflow_ml_provider.lineage.facets import data_quality_assertions
+
+        input_facets["dataQualityAssertions"] = data_quality_assertions(ds.assertions)
+    return InputDataset(namespace=ds.namespace, name=ds.name, facets=_facets(ds), inputFacets=input_facets)
+
+
+#: Longest ``expected``/``actual`` text kept per assertion: enough to read, small enough for an event.
+ASSERTION_TEXT_LIMIT = 200
+
+
+def _short(value: Any) -> str | None:
+    import json
+
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
+    return text if len(text) <= ASSERTION_TEXT_LIMIT else text[: ASSERTION_TEXT_LIMIT - 3] + "..."
+
+
+def expectation_assertions(report: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
+    """One data-quality assertion per expectation of a Great Expectations report (``ExpectationReport.to_dict()``).
+
+    Plain dicts in the shape of the spec's ``Assertion``: the expectation type, its column, success,
+    and short ``expected`` (its other arguments) and ``actual`` (what was observed) texts. Severity is
+    ``error``: a failed suite fails the step.
+    """
+    suite = report.get("suite_name")
+    out = []
+    for result in report.get("results") or ():
+        kwargs = {k: v for k, v in (result.get("kwargs") or {}).items() if k not in ("column", "batch_id")}
+        observed = result.get("observed") or {}
+        actual: Any = None
+        if result.get("exception"):
+            actual = f"error: {result['exception']}"
+        elif "observed_value" in observed:
+            actual = observed["observed_value"]
+        elif observed.get("unexpected_count") is not None:
+            actual = {"unexpected_count": observed["unexpected_count"], "element_count": observed.get("element_count")}
+        column = result.get("column")
+        item = {
+            "assertion": str(result.get("expectation_type")),
+            "success": bool(result.get("success")),
+            "column": column,
+            "severity": "error",
+            "name": f"{suite}:{result.get('expectation_type')}" + (f":{column}" if column else ""),
+            "expected": _short(kwargs) if kwargs else None,
+            "actual": _short(actual),
+        }
+        out.append({k: v for k, v in item.items() if v is not None})
+    return tuple(out)
 
 
 def to_output(ds: LineageDataset) -> Dataset:

@@ -1,49 +1,163 @@
 """Content fingerprints of files and directories.
 
-A fingerprint is ``blake3:<hex>`` over the full content, streamed in chunks so a file of any size
-never sits in memory. MLflow's own dataset digest covers only the first 10,000 rows, so it cannot
-tell two datasets apart; this one can. Results are cached per process by (path, size, mtime, inode):
-an unchanged file is not hashed twice.
+A fingerprint is ``blake3:<hex>`` over the full content, streamed in chunks so a file of any size never
+sits in memory. MLflow's own dataset digest covers only the first 10,000 rows, so it cannot tell two
+datasets apart; this one can.
+
+Caching. An unchanged file is not hashed twice. The cache key is the file's identity and state as
+``fstat`` sees it on the open file: (real path, device, inode, size, mtime_ns, ctime_ns). ``ctime`` cannot
+be set by a user (``touch -d`` or ``os.utime`` move it to *now*), so restoring an old mtime after editing
+a file in place still misses the cache. Two cache levels:
+
+- in process, always;
+- on disk, shared by every task process on the machine, when ``AIRFLOW_ML_FINGERPRINT_CACHE_DIR`` names a
+  directory (one small JSON file per entry, written atomically; a corrupt, foreign or unreadable entry
+  is ignored and the file is hashed). The directory must belong to the current user and not be writable by
+  group or others, since whoever can write it could substitute fingerprints; otherwise it is not used.
+
+"Racily clean" files (as git calls them) are never cached: file timestamps come from a coarse kernel clock
+(one tick, up to 10 ms; whole seconds on some filesystems), so a file rewritten with the same size within
+the same tick after it was hashed would keep its key. A result is cached only if the file's mtime and
+ctime are older than the start of hashing by more than ``_racy_window_ns``. A file that changes while it
+is being read (its ``fstat`` differs before and after) is hashed again, and after a few attempts the
+fingerprint fails rather than describe bytes that never existed together.
+
+``stats`` counts files and bytes hashed and cache hits: cheap, and it lets tests and benchmarks see that
+a cache hit read nothing.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-_CHUNK = 4 * 1024 * 1024
-_ALGORITHM = "blake3"
+ALGORITHM = "blake3"
+CACHE_DIR_ENV = "AIRFLOW_ML_FINGERPRINT_CACHE_DIR"
 
-_cache: dict[tuple[str, int, int, int], str] = {}
+# Chosen with benchmarks/fingerprint.py on a 2-core machine (figures and reasons in its docstring):
+# a 1 MiB buffer stays in cache between the copy and the hash; AUTO uses the second core when it is free.
+CHUNK_SIZE = 1024 * 1024
+MAX_THREADS = 0  # 0 = blake3.AUTO (one hashing thread per core)
+_ATTEMPTS = 3
+
+_FINGERPRINT = re.compile(r"^blake3:[0-9a-f]{64}$")
+_Key = tuple[str, int, int, int, int, int]
 
 
-def _stat_key(path: Path) -> tuple[str, int, int, int]:
-    st = path.stat()
-    return (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+@dataclass
+class Stats:
+    files_hashed: int = 0
+    bytes_hashed: int = 0
+    memory_hits: int = 0
+    disk_hits: int = 0
 
 
-def fingerprint_file(path: str | os.PathLike[str]) -> str:
-    """Return ``blake3:<hex>`` of the file's bytes; cached while size, mtime and inode are unchanged."""
+stats = Stats()
+
+
+class _MemoryCache(dict[_Key, str]):
+    def pop(self, key: _Key, *default: Any) -> Any:  # type: ignore[override]
+        """Popping an entry forces a re-hash, so the on-disk entry goes too."""
+        _disk_drop(key)
+        return super().pop(key, *default)
+
+
+_memory = _MemoryCache()
+# Deprecated, kept for records/evidence.py (``_cache.pop(_stat_key(file))`` to force a re-hash):
+# call ``fingerprint_directory(root, cached=False)`` instead.
+_cache = _memory
+
+
+def _stat_key(path: str | os.PathLike[str]) -> _Key:
+    real = os.path.realpath(path)
+    return _key(real, os.stat(real))
+
+
+class FingerprintError(OSError):
+    """The file kept changing while it was being read."""
+
+
+def clear_memory_cache() -> None:
+    """Forget the in-process cache (the on-disk cache, if any, is left alone)."""
+    _memory.clear()
+
+
+def _racy_window_ns(st: os.stat_result) -> int:
+    # Nanosecond timestamps (ext4, xfs, btrfs, tmpfs, overlayfs) come from the kernel's coarse clock:
+    # one tick at most. Timestamps in whole milliseconds or seconds mean a coarse filesystem (FAT: 2 s).
+    return 2_000_000_000 if st.st_ctime_ns % 1_000_000 == 0 else 100_000_000
+
+
+def _key(real_path: str, st: os.stat_result) -> _Key:
+    return (real_path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _hash_fd(fd: int, chunk_size: int = CHUNK_SIZE, max_threads: int = MAX_THREADS) -> tuple[str, int]:
+    """blake3 of everything readable from ``fd``, read in ``chunk_size`` pieces into one reused buffer."""
     from blake3 import blake3
 
-    p = Path(path)
-    key = _stat_key(p)
-    cached = _cache.get(key)
-    if cached is not None:
-        return cached
-    hasher = blake3(max_threads=blake3.AUTO)
-    buf = bytearray(_CHUNK)
+    hasher = blake3(max_threads=max_threads or blake3.AUTO)
+    buf = bytearray(chunk_size)
     view = memoryview(buf)
-    with open(p, "rb", buffering=0) as f:
+    total = 0
+    with open(fd, "rb", buffering=0, closefd=False) as f:
         while n := f.readinto(buf):
             hasher.update(view[:n])
-    digest = f"{_ALGORITHM}:{hasher.hexdigest()}"
-    _cache[key] = digest
-    return digest
+            total += n
+    return hasher.hexdigest(), total
 
 
-def fingerprint_directory(path: str | os.PathLike[str]) -> str:
-    """Fingerprint a directory tree (e.g. an MLflow model): relative paths and file fingerprints, sorted."""
+def fingerprint_file(path: str | os.PathLike[str], cached: bool = True) -> str:
+    """``blake3:<hex>`` of the file's bytes; cached while the file is unchanged (see the module doc).
+
+    ``cached=False`` ignores cached results and reads the file (the fresh result is still cached).
+    """
+    real = os.path.realpath(path)
+    fd = os.open(real, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        for _ in range(_ATTEMPTS):
+            before = os.fstat(fd)
+            key = _key(real, before)
+            if cached:
+                hit = _memory.get(key)
+                if hit is not None:
+                    stats.memory_hits += 1
+                    return hit
+                hit = _disk_get(key)
+                if hit is not None:
+                    stats.disk_hits += 1
+                    _memory[key] = hit
+                    return hit
+            started = time.time_ns()
+            os.lseek(fd, 0, os.SEEK_SET)
+            hexdigest, n = _hash_fd(fd)
+            stats.files_hashed += 1
+            stats.bytes_hashed += n
+            after = os.fstat(fd)
+            if _key(real, after) != key or n != before.st_size:
+                continue  # written to while we read it: hash again
+            digest = f"{ALGORITHM}:{hexdigest}"
+            if started - max(before.st_mtime_ns, before.st_ctime_ns) > _racy_window_ns(before):
+                _memory[key] = digest
+                _disk_put(key, digest)
+            return digest
+        raise FingerprintError(f"{real} kept changing while it was fingerprinted ({_ATTEMPTS} attempts)")
+    finally:
+        os.close(fd)
+
+
+def fingerprint_directory(path: str | os.PathLike[str], cached: bool = True) -> str:
+    """Fingerprint a directory tree (e.g. an MLflow model): relative paths and file fingerprints, sorted.
+
+    Symlinks to files count as the file they point to; empty directories do not count.
+    ``cached=False`` re-reads every file.
+    """
     from blake3 import blake3
 
     root = Path(path)
@@ -51,12 +165,88 @@ def fingerprint_directory(path: str | os.PathLike[str]) -> str:
         raise NotADirectoryError(f"Cannot fingerprint {root}: not a directory")
     hasher = blake3()
     for file in sorted(p for p in root.rglob("*") if p.is_file()):
-        hasher.update(file.relative_to(root).as_posix().encode() + b"\0")
-        hasher.update(fingerprint_file(file).encode() + b"\n")
-    return f"{_ALGORITHM}:{hasher.hexdigest()}"
+        # NUL cannot occur in a path and fingerprints have a fixed form: the encoding is unambiguous.
+        hasher.update(os.fsencode(file.relative_to(root).as_posix()) + b"\0")
+        hasher.update(fingerprint_file(file, cached).encode() + b"\n")
+    return f"{ALGORITHM}:{hasher.hexdigest()}"
 
 
-def fingerprint_path(path: str | os.PathLike[str]) -> str:
+def fingerprint_path(path: str | os.PathLike[str], cached: bool = True) -> str:
     """Fingerprint a file or a directory."""
     p = Path(path)
-    return fingerprint_directory(p) if p.is_dir() else fingerprint_file(p)
+    return fingerprint_directory(p, cached) if p.is_dir() else fingerprint_file(p, cached)
+
+
+# --- on-disk cache ---------------------------------------------------------------------------------
+
+_unsafe_dirs_seen: set[str] = set()
+
+
+def _cache_dir() -> Path | None:
+    configured = os.environ.get(CACHE_DIR_ENV)
+    if not configured:
+        return None
+    directory = Path(configured)
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = directory.stat()
+    except OSError:
+        return None
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:
+        if configured not in _unsafe_dirs_seen:
+            _unsafe_dirs_seen.add(configured)
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "Not using fingerprint cache %s: it must belong to this user and not be group/other-writable",
+                configured,
+            )
+        return None
+    return directory
+
+
+def _entry_path(directory: Path, key: _Key) -> Path:
+    from blake3 import blake3
+
+    return directory / f"{blake3(json.dumps(key).encode()).hexdigest()[:40]}.json"
+
+
+def _disk_get(key: _Key) -> str | None:
+    directory = _cache_dir()
+    if directory is None:
+        return None
+    try:
+        entry: Any = json.loads(_entry_path(directory, key).read_bytes())
+    except (OSError, ValueError):
+        return None  # absent, unreadable or corrupt: hash the file
+    if not isinstance(entry, dict) or entry.get("key") != list(key):
+        return None
+    digest = entry.get("fingerprint")
+    return digest if isinstance(digest, str) and _FINGERPRINT.match(digest) else None
+
+
+def _disk_put(key: _Key, digest: str) -> None:
+    directory = _cache_dir()
+    if directory is None:
+        return
+    target = _entry_path(directory, key)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump({"key": list(key), "fingerprint": digest}, f)
+            os.replace(tmp, target)  # atomic: readers see the old entry or the whole new one
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError:
+        pass  # a cache that cannot be written only costs a re-hash later
+
+
+def _disk_drop(key: _Key) -> None:
+    directory = _cache_dir()
+    if directory is not None:
+        try:
+            _entry_path(directory, key).unlink(missing_ok=True)
+        except OSError:
+            pass

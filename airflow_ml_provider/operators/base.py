@@ -54,6 +54,33 @@ def call_user(
     return fn(*args, **kwargs)
 
 
+def effective_kwargs(
+    fn: Callable[..., Any], n_args: int, params: Mapping[str, Any], seed: int | None
+) -> dict[str, Any]:
+    """The keyword arguments :func:`call_user` passes, with the function's defaults filled in.
+
+    What lineage records as the callable's configuration (e.g. a training function's hyperparameters):
+    the first ``n_args`` positional arguments (the data) and ``*args``/``**kwargs`` catch-alls are left out.
+    """
+    kwargs = dict(params)
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return kwargs
+    if seed is not None and "seed" in signature.parameters and "seed" not in kwargs:
+        kwargs["seed"] = seed
+    out: dict[str, Any] = {}
+    for i, (name, p) in enumerate(signature.parameters.items()):
+        if i < n_args or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if name in kwargs:
+            out[name] = kwargs[name]
+        elif p.default is not p.empty:
+            out[name] = p.default
+    out.update({k: v for k, v in kwargs.items() if k not in out})
+    return out
+
+
 class MLStepOperator(BaseOperator):
     """
     Base of the ML step operators: opens the step's MLflow run, writes its step record and keeps
@@ -68,6 +95,12 @@ class MLStepOperator(BaseOperator):
     """
 
     step: ClassVar[str]
+    #: Attribute holding the keyword arguments of the user's callable (what ``--set`` may change).
+    user_params_attribute: ClassVar[str | None] = None
+    #: Steps with effects outside the run (promotion, serving) are skipped when reproducing.
+    runs_in_reproduction: ClassVar[bool] = True
+    #: Attribute holding the user's callable, whose identity (source hash, git commit) lineage records.
+    user_callable_attribute: ClassVar[str | None] = None
     template_fields: Sequence[str] = ("experiment_name", "artifact_root")
     ui_color = "#d7ecfb"
 
@@ -85,6 +118,7 @@ class MLStepOperator(BaseOperator):
         self.artifact_root = artifact_root
         self._lineage_inputs: list[LineageDataset] = []
         self._lineage_outputs: list[LineageDataset] = []
+        self._ml_step_run: StepRun | None = None  # set by tracking.step_run; read by the lineage methods
 
     # --- configuration -------------------------------------------------------------------------
     def get_hook(self) -> MlflowHook:
@@ -104,14 +138,51 @@ class MLStepOperator(BaseOperator):
         """Identity of the user callable this step runs, if any."""
         return None
 
+    def user_callable(self) -> Callable[..., Any] | None:
+        """The user's callable this step runs, if any."""
+        fn = getattr(self, self.user_callable_attribute, None) if self.user_callable_attribute else None
+        return fn if callable(fn) else None
+
     def execute(self, context: Context) -> Any:
         from airflow_ml_provider.tracking import step_run
 
+        from airflow_ml_provider.reproduction import settings_for
+
         self._lineage_inputs, self._lineage_outputs = [], []
+        self._ml_step_run = None
+        reproduction = settings_for(context)
+        if reproduction.reproduction_of and not self.runs_in_reproduction:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException(f"This run reproduces {reproduction.reproduction_of}: {self.step} does not run")
+        if self.task_id in reproduction.reuse:
+            return self.reuse_recorded(reproduction.reuse[self.task_id])
+        self.apply_overrides(reproduction.overrides.get(self.task_id, {}))
         hook = self.get_hook()
         experiment = resolve_experiment(self.experiment_name, hook, context)
-        with step_run(hook, experiment, context, self.step, self.code) as run:
-            return self.run_step(context, hook, run)
+        with step_run(hook, experiment, context, self.step, self.code, code_fn=self.user_callable()) as run:
+            self._ml_step_run = run
+            result = self.run_step(context, hook, run)
+            run.record.returned = result
+            return result
+
+    def apply_overrides(self, overrides: Mapping[str, Any]) -> None:
+        """Change parameters of the user's callable for a reproduction (``--set task.param=value``)."""
+        if not overrides:
+            return
+        if self.user_params_attribute is None:
+            raise ValueError(f"{self.task_id} ({self.step}) has no user parameters to override: {sorted(overrides)}")
+        current = getattr(self, self.user_params_attribute)
+        self.log.info("Reproduction overrides for %s: %s (was %s)", self.task_id, dict(overrides), current)
+        setattr(self, self.user_params_attribute, {**current, **overrides})
+
+    def reuse_recorded(self, recorded: Any) -> Any:
+        """Return a past run's result instead of running, after checking every dataset it names."""
+        from airflow_ml_provider.datasets import verify_references
+
+        checked = verify_references(recorded, f"recorded output of {self.task_id}")
+        self.log.info("Reusing the recorded result of %s: %d dataset(s) verified by fingerprint", self.task_id, checked)
+        return recorded
 
     def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> Any:
         raise NotImplementedError
@@ -131,16 +202,44 @@ class MLStepOperator(BaseOperator):
         return OperatorLineage(inputs=[to_input(d) for d in inputs])
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage:
+        """Inputs, outputs and run facets from what ``execute()`` gathered: no I/O here (listener's fork)."""
         from airflow.providers.openlineage.extractors import OperatorLineage
 
-        inputs = self._lineage_inputs or self.planned_inputs()
+        try:
+            inputs = self._lineage_inputs or self.planned_inputs()
+        except Exception:
+            inputs = []
         return OperatorLineage(
-            inputs=[to_input(d) for d in inputs],
-            outputs=[to_output(d) for d in self._lineage_outputs],
+            inputs=_build(to_input, inputs),
+            outputs=_build(to_output, self._lineage_outputs),
+            run_facets=self.lineage_run_facets(),
         )
+
+    def lineage_run_facets(self) -> dict[str, Any]:
+        """Our run facets (MLflow link, environment, hardware, code, the step's own); never raises."""
+        try:
+            from airflow_ml_provider.lineage.facets import step_run_facets
+
+            return step_run_facets(getattr(self, "_ml_step_run", None))
+        except Exception:  # lineage never breaks a task
+            self.log.debug("Could not build the run facets", exc_info=True)
+            return {}
 
     def get_openlineage_facets_on_failure(self, task_instance: Any) -> OperatorLineage:
         return self.get_openlineage_facets_on_complete(task_instance)
+
+
+def _build(convert: Callable[[LineageDataset], Any], datasets: Sequence[LineageDataset]) -> list[Any]:
+    """OpenLineage datasets; one that cannot be built is left out rather than losing the whole event."""
+    out = []
+    for ds in datasets:
+        try:
+            out.append(convert(ds))
+        except Exception:
+            import logging
+
+            logging.getLogger(__name__).debug("Could not build lineage dataset %s", ds, exc_info=True)
+    return out
 
 
 def resolve_hook(mlflow_conn_id: str | None) -> MlflowHook:

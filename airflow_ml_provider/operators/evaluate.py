@@ -33,6 +33,7 @@ class EvaluateOperator(ModelStepOperator):
     """
 
     step = "evaluate"
+    user_callable_attribute = "metric_fn"
     template_fields: Sequence[str] = (*ModelStepOperator.template_fields, "holdout", "champion_alias")
 
     def __init__(

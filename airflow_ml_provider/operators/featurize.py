@@ -33,6 +33,8 @@ class FeaturizeOperator(MLStepOperator):
     """
 
     step = "featurize"
+    user_params_attribute = "transform_params"
+    user_callable_attribute = "transform"
     template_fields: Sequence[str] = (
         *MLStepOperator.template_fields,
         "raw_uri",
@@ -108,6 +110,15 @@ class FeaturizeOperator(MLStepOperator):
 
         report = validate_frame(df, suite, dataset)
         run.record.results.setdefault("expectations", []).append({"role": role, **report.to_dict()})
+        if role == "raw" and self._lineage_inputs:
+            # The raw input carries the suite as data-quality assertions. The spec's facet for that is an
+            # input facet only: the features suite goes into the run's TestRunFacet instead.
+            from dataclasses import replace
+
+            from airflow_ml_provider.lineage.datasets import expectation_assertions
+
+            assertions = expectation_assertions(report.to_dict())
+            self._lineage_inputs = [replace(self._lineage_inputs[0], assertions=assertions), *self._lineage_inputs[1:]]
         run.log_dict(report.to_dict(), f"airflow_ml/expectations/{role}.json")
         run.log_metrics({f"expectations_{role}_success": float(report.success)})
         self.log.info(

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.operators.model_step import ModelStepOperator
+from airflow_ml_provider.promotion import TAG_PREVIOUS_CHAMPION, TAG_PROMOTED_BY  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -15,9 +16,6 @@ if TYPE_CHECKING:
     from airflow_ml_provider.hooks.mlflow import MlflowHook
     from airflow_ml_provider.models import ModelRef
     from airflow_ml_provider.tracking import StepRun
-
-TAG_PREVIOUS_CHAMPION = "airflow_ml.previous_champion"
-TAG_PROMOTED_BY = "airflow_ml.promoted_by"
 
 
 class PromotionRefused(RuntimeError):
@@ -30,58 +28,77 @@ class PromoteModelOperator(ModelStepOperator):
     it: the version must carry a passing verdict recorded by :class:`ModelGateSensor` for the same
     artifact fingerprint, even when the DAG wires this operator without the gate.
 
-    Promotion is serialised per model with a lock, refuses to replace a newer champion with an
-    older version, re-reads the alias after writing it, and tags the version with the previous
-    champion so that it can be restored.
+    Promotion is serialised per model with a lock (a PostgreSQL advisory lock when the registry is
+    PostgreSQL, a file lock otherwise), follows :func:`airflow_ml_provider.promotion.decide_promotion`,
+    re-reads the alias after writing it, tags the version with the previous champion so that it can be
+    restored (:class:`RollbackModelOperator`, ``airflow-ml rollback``), and records every attempt on the
+    version (tag ``airflow_ml.promotion.<time>.<run id>``) and in the step record.
+
+    Outcomes: promoted, or already the champion -> success. An older version than the champion ->
+    the task is **skipped** with the reason (a newer model won; nothing is wrong). No passing verdict,
+    or a version rolled back from -> the task **fails** without retry. Lock timeout or registry failure
+    -> the task fails and may be retried (retrying is safe).
 
     :param model: see :class:`ModelStepOperator` (templated).
     :param alias: registry alias to move (templated).
+    :param lock_timeout: seconds to wait for a concurrent promotion of the same model.
     """
 
     step = "promote"
+    runs_in_reproduction = False
     template_fields: Sequence[str] = (*ModelStepOperator.template_fields, "alias")
 
-    def __init__(self, *, alias: str = "champion", **kwargs: Any) -> None:
+    def __init__(self, *, alias: str = "champion", lock_timeout: float = 60.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.alias = alias
+        self.lock_timeout = lock_timeout
+        self._skip_reason: str | None = None
 
-    def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> dict[str, Any]:
+    def execute(self, context: Context) -> Any:
+        # Skip only after the step run has closed, so that its record says what happened (not "failed").
+        self._skip_reason = None
+        result = super().execute(context)
+        if self._skip_reason is not None:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException(self._skip_reason)
+        return result
+
+    def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> dict[str, Any] | None:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airflow_ml_provider.locks import promotion_lock
+        from airflow_ml_provider.promotion import Outcome, PromotionError, airflow_actor, promote
 
-        ref, version = self.open_model(hook, run)
-        client = hook.get_client()
+        ref, _ = self.open_model(hook, run)
         try:
-            require_passing_verdict(client, ref, version)
-        except PromotionRefused as e:
-            raise AirflowFailException(f"Refusing to promote {ref.uri}: {e}") from e
-
-        registry = hook.settings.registry_uri or hook.settings.tracking_uri
-        with promotion_lock(registry, ref.name):
-            previous = current_alias_version(client, ref.name, self.alias)
-            if previous is not None and int(previous) > int(ref.version):
-                raise AirflowFailException(
-                    f"Refusing to promote {ref.uri}: alias {self.alias!r} points to newer version {previous}; "
-                    "an older version never replaces a newer champion"
-                )
-            client.set_registered_model_alias(ref.name, self.alias, ref.version)
-            now = current_alias_version(client, ref.name, self.alias)
-            if now != ref.version:
-                raise AirflowFailException(
-                    f"Alias {self.alias!r} of {ref.name} reads back as version {now} after setting it to "
-                    f"{ref.version}: a concurrent writer bypassed the lock"
-                )
-            client.set_model_version_tag(ref.name, ref.version, TAG_PREVIOUS_CHAMPION, previous or "none")
-            client.set_model_version_tag(ref.name, ref.version, TAG_PROMOTED_BY, run.run_id)
-        run.record.results = {"alias": self.alias, "previous": previous, "promoted": ref.version}
-        self.log.info(
-            "Promoted %s to alias %r (previous: %s)",
-            ref.uri,
-            self.alias,
-            f"v{previous}" if previous else "none",
-        )
-        return {"model_name": ref.name, "version": ref.version, "alias": self.alias, "previous": previous}
+            result = promote(
+                hook.get_client(),
+                ref.name,
+                ref.version,
+                alias=self.alias,
+                registry_uri=hook.settings.registry_uri or hook.settings.tracking_uri,
+                actor=airflow_actor(context),
+                attempt_id=run.run_id,
+                lock_timeout=self.lock_timeout,
+            )
+        except PromotionError as e:
+            if e.result is not None:
+                run.record.results = e.result.to_dict()
+            raise
+        run.record.results = result.to_dict()
+        self.log.info("%s", result.summary())
+        if result.outcome is Outcome.REFUSED:
+            raise AirflowFailException(f"Refusing to promote {ref.uri}: {result.reason}")
+        if result.outcome is Outcome.SUPERSEDED:
+            self._skip_reason = f"Not promoting {ref.uri}: {result.reason}"
+            return None
+        return {
+            "model_name": ref.name,
+            "version": ref.version,
+            "alias": self.alias,
+            "previous": result.holder_before,
+            "outcome": result.outcome.value,
+        }
 
 
 def current_alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
@@ -101,13 +118,19 @@ def alias_missing(error: Exception) -> bool:
 
 
 def require_passing_verdict(client: MlflowClient, ref: ModelRef, version: ModelVersion) -> None:
-    """Raise :class:`PromotionRefused` unless a passing verdict for these exact bytes is recorded."""
+    """Raise :class:`PromotionRefused` unless a passing verdict for these exact bytes is recorded.
+
+    A registry that fails while the verdict is read raises its own error (not a refusal): the version
+    is not promoted either way, but the reason is the registry, not the version.
+    """
     import json
     import tempfile
     from pathlib import Path
 
+    from mlflow.exceptions import MlflowException
+
     from airflow_ml_provider.gate import Verdict
-    from airflow_ml_provider.models import TAG_MODEL_FINGERPRINT
+    from airflow_ml_provider.models import TAG_MODEL_FINGERPRINT, TAG_REPRODUCTION_OF
     from airflow_ml_provider.sensors.model_gate import (
         TAG_GATE_FINGERPRINT,
         TAG_GATE_RUN,
@@ -116,6 +139,8 @@ def require_passing_verdict(client: MlflowClient, ref: ModelRef, version: ModelV
     )
 
     tags = version.tags
+    if tags.get(TAG_REPRODUCTION_OF):
+        raise PromotionRefused(f"it is a reproduction of {tags[TAG_REPRODUCTION_OF]}; reproductions are never promoted")
     status = tags.get(TAG_GATE_STATUS)
     if status != "passed":
         raise PromotionRefused(
@@ -124,11 +149,27 @@ def require_passing_verdict(client: MlflowClient, ref: ModelRef, version: ModelV
     fingerprint = tags.get(TAG_MODEL_FINGERPRINT)
     if not fingerprint or tags.get(TAG_GATE_FINGERPRINT) != fingerprint:
         raise PromotionRefused("the gate verdict was given for a different model artifact fingerprint")
+    gate_run = tags.get(TAG_GATE_RUN)
+    if not gate_run:
+        raise PromotionRefused(f"its gate status says passed but no gate run is recorded ({TAG_GATE_RUN})")
+    where = f"{VERDICT_ARTIFACT} of MLflow run {gate_run}"
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            text = Path(client.download_artifacts(gate_run, VERDICT_ARTIFACT, tmp)).read_text()
+        except MlflowException as e:
+            if e.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            raise PromotionRefused(f"its gate verdict ({where}) is missing") from e
+        except (OSError, UnicodeDecodeError) as e:
+            raise PromotionRefused(f"its gate verdict ({where}) cannot be read: {type(e).__name__}") from e
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = client.download_artifacts(tags[TAG_GATE_RUN], VERDICT_ARTIFACT, tmp)
-            verdict = Verdict.from_dict(json.loads(Path(path).read_text()))
-    except Exception as e:
-        raise PromotionRefused(f"its gate verdict cannot be read: {e}") from e
-    if not verdict.passed or verdict.subject.model_version != ref.version:
-        raise PromotionRefused("the recorded verdict does not pass this version")
+        verdict = Verdict.from_dict(json.loads(text))
+    except (ValueError, TypeError) as e:
+        raise PromotionRefused(f"its gate verdict ({where}) is not a valid verdict: {e}") from e
+    if not verdict.passed or verdict.subject.model_version != ref.version or verdict.subject.model_name != ref.name:
+        raise PromotionRefused(f"the recorded verdict ({where}) does not pass this version")
+    if verdict.subject.model_fingerprint != fingerprint:
+        raise PromotionRefused(
+            f"the recorded verdict ({where}) was given for artifact {verdict.subject.model_fingerprint}, "
+            f"not for this version's artifact {fingerprint}"
+        )

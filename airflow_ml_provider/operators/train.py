@@ -37,9 +37,13 @@ class TrainOperator(MLStepOperator):
     :param train_params: keyword arguments for ``train`` (templated), logged as MLflow params.
     :param holdout_fraction: share of rows held out for evaluation (0 < f < 1).
     :param seed: split seed, also passed to ``train`` when it declares a ``seed`` argument.
+    :param task: ``classification`` or ``regression``, recorded for evaluation; default: classification
+        when the model has ``predict_proba``.
     """
 
     step = "train"
+    user_params_attribute = "train_params"
+    user_callable_attribute = "train"
     template_fields: Sequence[str] = (
         *MLStepOperator.template_fields,
         "features",
@@ -58,6 +62,7 @@ class TrainOperator(MLStepOperator):
         train_params: Mapping[str, Any] | None = None,
         holdout_fraction: float = 0.2,
         seed: int = 42,
+        task: str | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("multiple_outputs", True)  # so that train.output["holdout"] works
@@ -71,6 +76,9 @@ class TrainOperator(MLStepOperator):
         self.train_params = dict(train_params or {})
         self.holdout_fraction = holdout_fraction
         self.seed = seed
+        if task not in (None, "classification", "regression"):
+            raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
+        self.task = task
 
     @property
     def code(self) -> str:
@@ -82,6 +90,7 @@ class TrainOperator(MLStepOperator):
     def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> dict[str, Any]:
         from airflow_ml_provider.datasets import DatasetError, read_verified, write_frame
         from airflow_ml_provider.models import evidence_tag
+        from airflow_ml_provider.reproduction import settings_for
 
         features_ref, features = read_verified(self.features, "features")
         self._lineage_inputs = [file_dataset(features_ref)]
@@ -111,11 +120,21 @@ class TrainOperator(MLStepOperator):
                 "features_fingerprint": features_ref.fingerprint,
                 "target_column": self.target_column,
                 "holdout_fraction": self.holdout_fraction,
-                "seed": self.seed,
+                "split_seed": self.seed,
                 **self.train_params,
             }
         )
 
+        from airflow_ml_provider.lineage.datasets import redact_secrets
+        from airflow_ml_provider.operators.base import effective_kwargs
+
+        run.record.results.update(
+            {
+                "registered_model_name": self.registered_model_name,
+                "hyperparameters": redact_secrets(effective_kwargs(self.train, 1, self.train_params, self.seed)),
+                "seed": self.seed,
+            }
+        )
         self.log.info("Training %s on %d rows (holdout %d rows)", self.code, len(train_df), len(holdout))
         model = call_user(self.train, [train_df], self.train_params, "train", self.seed)
         if not callable(getattr(model, "predict", None)):
@@ -131,7 +150,7 @@ class TrainOperator(MLStepOperator):
         from airflow_ml_provider import models
 
         fingerprint = models.fingerprint_model(info["model_uri"])
-        task = "classification" if hasattr(model, "predict_proba") else "regression"
+        task = self.task or ("classification" if hasattr(model, "predict_proba") else "regression")
         tags = {
             "airflow.dag_id": run.record.airflow["dag_id"],
             "airflow.run_id": run.record.airflow["run_id"],
@@ -143,6 +162,9 @@ class TrainOperator(MLStepOperator):
             models.TAG_FEATURE_COLUMNS: json.dumps(list(x_train.columns)),
             models.TAG_TASK: task,
         }
+        reproduction_of = settings_for(context).reproduction_of
+        if reproduction_of:
+            tags[models.TAG_REPRODUCTION_OF] = reproduction_of
         featurize_run = self.features.get("mlflow_run_id") if isinstance(self.features, Mapping) else None
         if featurize_run:
             tags[evidence_tag("featurize")] = featurize_run

@@ -35,9 +35,15 @@ class StepRecord:
     outputs: list[dict[str, Any]] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     code: str | None = None
+    #: The user's callable in detail (see ``lineage.environment.code_info``): source sha256, git commit, dirty flag.
+    code_identity: dict[str, Any] | None = None
+    #: Python, platform, package versions + digest of all installed, and ``hardware`` (``lineage.environment``).
+    environment: dict[str, Any] | None = None
     model: dict[str, Any] | None = None
     results: dict[str, Any] = field(default_factory=dict)
     status: str = "running"
+    #: What the step returned through XCom, so a reproduction can reuse it (``--from-step``).
+    returned: Any = None
     error: str | None = None
     recorded_at: str | None = None
     schema_version: int = SCHEMA_VERSION

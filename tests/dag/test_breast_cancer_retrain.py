@@ -59,7 +59,7 @@ def good_run(airflow_db: Path, raw_data: Path, mlflow_client: Any) -> Any:
 def test_good_data_promotes_a_version(good_run: Any, mlflow_client: Any) -> None:
     states = task_states(good_run.run_id)
     assert states == dict.fromkeys(
-        ["featurize", "train", "evaluate", "simulate", "gate", "promote"], "success"
+        ["featurize", "train", "evaluate", "simulate", "gate", "promote", "predict"], "success"
     )
     latest = versions(mlflow_client)[-1]
     assert champion(mlflow_client) == str(latest)

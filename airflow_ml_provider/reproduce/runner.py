@@ -1,0 +1,164 @@
+"""Re-run the DAG run that produced a model version, with its recorded conf, and compare."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow_ml_provider.reproduce.compare import ReproductionReport, build_report
+from airflow_ml_provider.reproduce.original import (
+    RecordedRun,
+    ReproductionError,
+    load_recorded_run,
+    parent_run_of_version,
+    resolve_target,
+)
+from airflow_ml_provider.reproduction import CONF_KEY
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+
+class RawDataChanged(ReproductionError):
+    """A raw input's bytes differ from the record: the rebuild would not use the same data."""
+
+
+@dataclass
+class ReproductionRequest:
+    target: str
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # task_id -> {param: value}
+    from_step: str | None = None
+    tolerance: float = 1e-9
+    dags_folder: str | None = None
+
+
+def parse_set(assignments: list[str]) -> dict[str, dict[str, Any]]:
+    """``["train.C=0.5"]`` -> ``{"train": {"C": 0.5}}``; values are JSON when they parse as JSON."""
+    overrides: dict[str, dict[str, Any]] = {}
+    for item in assignments:
+        key, sep, raw = item.partition("=")
+        task_id, dot, param = key.partition(".")
+        if not sep or not dot or not task_id or not param:
+            raise ReproductionError(f"--set {item!r}: expected <task_id>.<param>=<value>, e.g. train.C=0.5")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        overrides.setdefault(task_id, {})[param] = value
+    return overrides
+
+
+def verify_raw_inputs(recorded: RecordedRun) -> list[dict[str, Any]]:
+    """Every raw input must still have its recorded fingerprint; stop before running anything if not."""
+    from airflow_ml_provider.datasets import local_path
+    from airflow_ml_provider.lineage.fingerprint import fingerprint_file
+
+    checked = []
+    for record in recorded.steps.values():
+        for entry in record.inputs:
+            if entry.get("role") != "raw":
+                continue
+            uri, expected = str(entry["uri"]), str(entry["fingerprint"])
+            path = local_path(uri)
+            if not path.is_file():
+                raise RawDataChanged(f"raw dataset {uri} no longer exists (recorded fingerprint {expected})")
+            current = fingerprint_file(path)
+            if current != expected:
+                raise RawDataChanged(
+                    f"raw dataset {uri} has changed since the original run: recorded fingerprint {expected}, "
+                    f"now {current}. Restore the original data to reproduce."
+                )
+            checked.append({"uri": uri, "recorded": expected, "current": current})
+    if not checked:
+        raise ReproductionError(f"the run manifest of {recorded.run_id} records no raw input to verify")
+    return checked
+
+
+def reproduction_conf(recorded: RecordedRun, request: ReproductionRequest, ref_uri: str, dag: Any) -> dict[str, Any]:
+    """The original conf and resolved params, plus the reproduction instructions for the operators."""
+    reuse: dict[str, Any] = {}
+    if request.from_step:
+        if request.from_step not in dag.task_ids:
+            raise ReproductionError(f"--from-step {request.from_step!r}: no such task in {dag.dag_id}")
+        upstream = dag.get_task(request.from_step).get_flat_relative_ids(upstream=True)
+        for task_id in sorted(upstream):
+            record = recorded.steps.get(task_id)
+            if record is None:
+                continue  # not one of our steps (or not recorded): it runs again
+            if record.returned is None:
+                raise ReproductionError(f"--from-step: step {task_id} of {recorded.run_id} recorded no result to reuse")
+            reuse[task_id] = record.returned
+    for task_id in request.overrides:
+        if task_id not in dag.task_ids:
+            raise ReproductionError(f"--set {task_id}.…: no task {task_id!r} in {dag.dag_id}")
+    conf = {**recorded.params, **recorded.conf}
+    conf[CONF_KEY] = {"reproduction_of": ref_uri, "overrides": request.overrides, "reuse": reuse}
+    return conf
+
+
+def _load_dag(dag_id: str, dags_folder: str | None) -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    folder = dags_folder or os.environ.get("AIRFLOW__CORE__DAGS_FOLDER")
+    bag = DagBag(dag_folder=folder) if folder else DagBag()
+    dag = bag.get_dag(dag_id)
+    if dag is None:
+        raise ReproductionError(f"DAG {dag_id!r} not found in the DAGs folder {folder or '(Airflow default)'}")
+    return dag
+
+
+def _new_parent_run(client: MlflowClient, experiment_id: str, dag_id: str, run_id: str) -> str:
+    from airflow_ml_provider.tracking import TAG_DAG_ID, TAG_KIND, TAG_RUN_ID
+
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG_KIND}` = 'dag_run' and tags.`{TAG_DAG_ID}` = '{dag_id}' "
+        f"and tags.`{TAG_RUN_ID}` = '{run_id}'",
+    )
+    if not runs:
+        raise ReproductionError(f"the reproduction DAG run {run_id} recorded nothing in MLflow")
+    return runs[0].info.run_id
+
+
+def reproduce(client: MlflowClient, request: ReproductionRequest) -> ReproductionReport:
+    """Verify, re-run locally with ``dag.test()``, compare. Raises ReproductionError before running on bad input."""
+    ref = resolve_target(client, request.target)
+    parent = parent_run_of_version(client, ref)
+    recorded = load_recorded_run(client, parent)
+    raw_inputs = verify_raw_inputs(recorded)
+    dag = _load_dag(recorded.dag_id, request.dags_folder)
+    conf = reproduction_conf(recorded, request, ref.uri, dag)
+
+    dag_run = dag.test(run_conf=conf)
+    experiment_id = client.get_run(parent).info.experiment_id
+    new_parent = _new_parent_run(client, experiment_id, recorded.dag_id, dag_run.run_id)
+    reproduced = load_recorded_run(client, new_parent)
+    original_steps = {t: r for t, r in recorded.steps.items() if r.step not in ("gate", "promote", "predict")}
+    return build_report(
+        target=ref.uri,
+        original_steps=original_steps,
+        reproduced_steps=reproduced.steps,
+        original_run=recorded.run_id,
+        reproduced_run=dag_run.run_id,
+        tolerance=request.tolerance,
+        overrides=request.overrides,
+        reused=sorted(conf[CONF_KEY]["reuse"]),
+        raw_inputs=raw_inputs,
+    )
+
+
+def write_report(report: ReproductionReport, directory: str | Path) -> tuple[Path, Path]:
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    md, js = out / "reproduction.md", out / "reproduction.json"
+    md.write_text(report.to_markdown())
+    js.write_text(report.to_json())
+    return md, js
+
+
+def overrides_summary(overrides: Mapping[str, Mapping[str, Any]]) -> str:
+    return ", ".join(f"{t}.{k}={v!r}" for t, p in overrides.items() for k, v in p.items()) or "none"

@@ -1,0 +1,1 @@
+"""Triggers: the deferrable side of the provider's sensors (run in Airflow's triggerer)."""

@@ -1,0 +1,329 @@
+"""The gate's fault matrix: each fault ends in a blocked gate, with its own reason, and the champion unchanged.
+
+Every case starts from the session baseline (v1 trained, gated and promoted champion) and a fresh
+candidate version of the same logged model with real evaluation and scenario evidence, which passes
+the gate as is (``test_control_candidate_passes``). Each case then breaks exactly one thing, runs
+the real gate, reads the verdict back from MLflow and checks that the failed checks are the ones
+that fault explains, that the champion alias did not move, and that promotion refuses the version.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import RAW_URI
+from tests.gate.conftest import (
+    EXPERIMENT,
+    MODEL,
+    POLICY,
+    RAW_SUITE,
+    SCENARIOS,
+    Baseline,
+    context,
+    promote,
+    run_gate,
+    simulate,
+)
+
+
+def test_control_candidate_passes(baseline: Baseline) -> None:
+    version = baseline.candidate()
+    outcome = run_gate(baseline.client, MODEL, version)
+    assert outcome.passed, outcome.message
+    assert outcome.verdict is not None and outcome.verdict["passed"] is True
+    names = {c["name"] for c in outcome.verdict["checks"]}
+    assert {"binding:evaluation", "binding:scenarios", "metric:accuracy:vs_champion_absolute"} <= names
+
+
+def test_mlflow_unreachable(baseline: Baseline, assert_blocked: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow
+
+    version = baseline.candidate()
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    uri = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    # mlflow.set_registry_uri() (called by every MlflowHook) exports MLFLOW_REGISTRY_URI, which the hook
+    # reads back as the configured registry: drop the one left by earlier tests.
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    try:
+        outcome = run_gate(baseline.client, MODEL, version)
+    finally:
+        mlflow.set_tracking_uri(previous[0])  # the hook points the fluent API at its store
+        mlflow.set_registry_uri(previous[1])
+        monkeypatch.undo()
+
+    assert not outcome.passed
+    assert f"cannot read evidence for models:/{MODEL}/{version} from MLflow" in outcome.message
+    assert "Connection refused" in outcome.message or "Failed to establish" in outcome.message
+    assert outcome.verdict is None, "nothing can be recorded in an unreachable MLflow"
+    assert_blocked(version)
+
+
+def test_evidence_missing(baseline: Baseline, assert_blocked: Any) -> None:
+    version = baseline.candidate(scenarios=None)  # evaluated, scenarios never run
+
+    outcome = run_gate(baseline.client, MODEL, version)
+
+    assert not outcome.passed
+    assert set(outcome.failures) == {"scenarios"}
+    assert outcome.failures["scenarios"][0].startswith(
+        "no scenario evidence: the policy requires a must-pass scenario run (including typical_benign"
+    )
+    assert_blocked(version)
+
+
+def test_evidence_for_another_version(baseline: Baseline, assert_blocked: Any) -> None:
+    version = baseline.candidate(scenarios=None)
+    champion = baseline.client.get_model_version(MODEL, baseline.champion)
+    # The scenario evidence of the champion, pointed at by the candidate.
+    baseline.client.set_model_version_tag(
+        MODEL, version, "airflow_ml.evidence.simulate", champion.tags["airflow_ml.evidence.simulate"]
+    )
+
+    outcome = run_gate(baseline.client, MODEL, version)
+
+    assert not outcome.passed
+    assert set(outcome.failures) == {"binding:scenarios"}
+    assert outcome.failures["binding:scenarios"] == [
+        f"scenarios evidence is for model version '{baseline.champion}', not version '{version}' under decision"
+    ]
+    assert_blocked(version)
+
+
+def _featurize(baseline: Baseline, **suites: str) -> str:
+    """Run FeaturizeOperator, expecting it to refuse the suite; returns its (failed) MLflow run id."""
+    from breast_cancer.pipeline import transform
+
+    from airflow_ml_provider.expectations import ExpectationSuiteError
+    from airflow_ml_provider.operators.featurize import FeaturizeOperator
+    from airflow_ml_provider.tracking import TAG_STEP
+
+    ctx = context("featurize")
+    with pytest.raises(ExpectationSuiteError):
+        FeaturizeOperator(
+            task_id="featurize",
+            raw_uri=str(RAW_URI),
+            transform=transform,
+            experiment_name=EXPERIMENT,
+            **suites,
+        ).execute(ctx)
+    experiment = baseline.client.get_experiment_by_name(EXPERIMENT).experiment_id
+    runs = baseline.client.search_runs(
+        [experiment],
+        filter_string=f"tags.`airflow.run_id` = '{ctx['ti'].run_id}' and tags.`{TAG_STEP}` = 'featurize'",
+    )
+    assert len(runs) == 1
+    return runs[0].info.run_id
+
+
+def _suite(tmp_path: Path, name: str, expectations: list[dict[str, Any]]) -> str:
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({"name": name, "expectations": expectations}))
+    return str(path)
+
+
+def test_expectation_suite_with_no_expectations(baseline: Baseline, assert_blocked: Any, tmp_path: Path) -> None:
+    empty = _suite(tmp_path, "breast_cancer_features", [])
+    failed_run = _featurize(baseline, raw_suite=str(RAW_SUITE), features_suite=empty)
+    version = baseline.candidate()
+    baseline.client.set_model_version_tag(MODEL, version, "airflow_ml.evidence.featurize", failed_run)
+
+    outcome = run_gate(baseline.client, MODEL, version)
+
+    assert not outcome.passed
+    [problem] = outcome.failures["evidence:problem"]
+    assert problem.startswith("featurize evidence comes from a run that did not succeed (failed: ExpectationSuiteError")
+    assert "has no expectations; an empty suite validates as success" in problem
+    # and, because of it, no data evidence at all:
+    assert set(outcome.failures) == {
+        "evidence:problem",
+        "expectations",
+        "suite:breast_cancer_raw",
+        "suite:breast_cancer_features",
+    }
+    assert_blocked(version)
+
+
+def test_recorded_suite_with_no_expectations(baseline: Baseline, assert_blocked: Any) -> None:
+    """Defence in depth: a featurize record (from any producer) whose suite result is empty."""
+    from airflow_ml_provider.records.evidence import read_record
+    from airflow_ml_provider.records.step_record import StepRecord, write_record
+
+    record = read_record(baseline.client, baseline.featurize_run).to_dict()
+    for report in record["results"]["expectations"]:
+        if report["role"] == "features":
+            report["results"] = []
+    experiment = baseline.client.get_experiment_by_name(EXPERIMENT).experiment_id
+    run = baseline.client.create_run(experiment, tags={"airflow_ml.step": "featurize"})
+    record["mlflow_run_id"] = run.info.run_id
+    write_record(baseline.client, StepRecord.from_dict(record))
+    baseline.client.set_terminated(run.info.run_id, "FINISHED")
+    version = baseline.candidate()
+    baseline.client.set_model_version_tag(MODEL, version, "airflow_ml.evidence.featurize", run.info.run_id)
+
+    outcome = run_gate(baseline.client, MODEL, version)
+
+    assert not outcome.passed
+    [name] = [n for n in outcome.failures if n.startswith("expectations:")]
+    assert set(outcome.failures) == {name, "suite:breast_cancer_features"}
+    assert outcome.failures["suite:breast_cancer_features"][0].startswith(
+        "required suite 'breast_cancer_features' was run but did not pass"
+    )
+    [reason] = outcome.failures[name]
+    assert reason.startswith("suite 'breast_cancer_features' on ")
+    assert reason.endswith("has no expectations: an empty suite proves nothing")
+    assert_blocked(version)
+
+
+def test_suite_file_with_unknown_expectation_type(baseline: Baseline, assert_blocked: Any, tmp_path: Path) -> None:
+    suite = json.loads(RAW_SUITE.read_text())
+    suite["expectations"].append({"type": "expect_column_values_to_be_awesome", "kwargs": {"column": "target"}})
+    bad = tmp_path / "raw_suite.json"
+    bad.write_text(json.dumps(suite))
+    failed_run = _featurize(baseline, raw_suite=str(bad))
+    version = baseline.candidate()
+    baseline.client.set_model_version_tag(MODEL, version, "airflow_ml.evidence.featurize", failed_run)
+
+    outcome = run_gate(baseline.client, MODEL, version)
+
+    assert not outcome.passed
+    [problem] = outcome.failures["evidence:problem"]
+    assert problem.startswith("featurize evidence comes from a run that did not succeed (failed: ExpectationSuiteError")
+    assert "that Great Expectations cannot build and would silently drop" in problem
+    assert "'expect_column_values_to_be_awesome'" in problem
+    assert set(outcome.failures) == {
+        "evidence:problem",
+        "expectations",
+        "suite:breast_cancer_raw",
+        "suite:breast_cancer_features",
+    }
+    assert_blocked(version)
+
+
+def test_malformed_scenario_file(baseline: Baseline, assert_blocked: Any, tmp_path: Path) -> None:
+    from airflow_ml_provider.scenarios import ScenarioFileError
+
+    malformed = tmp_path / "scenarios.yaml"
+    malformed.write_text("scenarios:\n- name: typical_benign\n  rows: not-a-list\n  expect: {equals: 1}\n")
+    version = baseline.candidate(scenarios=None)
+    with pytest.raises(ScenarioFileError):
+        simulate(MODEL, version, malformed)
+
+    outcome = run_gate(baseline.client, MODEL, version, scenarios=str(malformed))
+
+    assert not outcome.passed
+    assert set(outcome.failures) == {"evidence:problem", "scenarios"}
+    [problem] = outcome.failures["evidence:problem"]
+    assert problem.startswith(f"scenario file {malformed} cannot be loaded: ")
+    assert outcome.failures["scenarios"] == ["no scenario evidence: the policy requires a must-pass scenario run"]
+    assert_blocked(version)
+
+
+def test_scenario_that_raises(baseline: Baseline, assert_blocked: Any, tmp_path: Path) -> None:
+    doc = yaml.safe_load(SCENARIOS.read_text())
+    row = dict(doc["scenarios"][0]["rows"][0], mean_radius="twelve")
+    doc["scenarios"].append(
+        {"name": "raises", "description": "predict cannot take this row", "rows": [row], "expect": {"equals": 1}}
+    )
+    raising = tmp_path / "scenarios.yaml"
+    raising.write_text(yaml.safe_dump(doc))
+    version = baseline.candidate(scenarios=raising)
+
+    outcome = run_gate(baseline.client, MODEL, version, scenarios=str(raising))
+
+    assert not outcome.passed
+    assert set(outcome.failures) == {"scenario:raises"}
+    [reason] = outcome.failures["scenario:raises"]
+    assert reason.startswith("scenario raised ValueError: ")
+    assert "twelve" in reason
+    assert_blocked(version)
+
+
+def nan_and_infinite(y_true: Any, y_pred: Any) -> dict[str, float]:
+    return {"calibration": math.nan, "lift": math.inf}
+
+
+def test_nan_or_infinite_metric(baseline: Baseline, assert_blocked: Any) -> None:
+    version = baseline.candidate(evaluate_kwargs={"metric_fn": nan_and_infinite})
+    policy = json.loads(json.dumps(POLICY))
+    policy["metrics"].update({"calibration": {"threshold": 0.5}, "lift": {"threshold": 1.0}})
+
+    outcome = run_gate(baseline.client, MODEL, version, policy=policy)
+
+    assert not outcome.passed
+    assert outcome.failures == {
+        "metric:calibration": ["calibration is nan: not a finite number"],
+        "metric:lift": ["lift is inf: not a finite number"],
+    }
+    assert_blocked(version)
+
+
+def test_champion_alias_to_a_deleted_version(baseline: Baseline, assert_blocked: Any) -> None:
+    """
+    MLflow deletes an alias together with the version it points to, so "an alias pointing to a
+    deleted version" cannot exist in the registry: the champion vanishes. Both orders are blocked:
+    deleted after the candidate's evaluation (which names it), and deleted before (the evaluation
+    found no champion, but the promotion records say there was one; not a first version).
+    """
+    model = f"{MODEL}_deleted_champion"
+    first = baseline.candidate(model)  # evaluated with no champion: first-version rule 'allow'
+    assert run_gate(baseline.client, model, first).passed
+    promote(model, first)
+    after = baseline.candidate(model)  # evaluated against champion `first`
+    baseline.client.delete_model_version(model, first)
+
+    from airflow_ml_provider.operators.promote import current_alias_version
+
+    assert current_alias_version(baseline.client, model, "champion") is None, "MLflow removed the alias"
+    outcome = run_gate(baseline.client, model, after)
+    assert not outcome.passed
+    assert outcome.failures == {
+        "evidence:problem": [
+            f"champion deleted: the evaluation compared against champion v{first}, which has been deleted "
+            f"from the registry; alias 'champion' of {model} is now unset, so the comparison is void"
+        ]
+    }
+    assert_blocked(after, model, expected_champion=None)
+
+    before = baseline.candidate(model)  # evaluated after the deletion: no champion recorded
+    outcome = run_gate(baseline.client, model, before)
+    assert not outcome.passed
+    [(name, [reason])] = outcome.failures.items()
+    assert name == "evidence:problem"
+    assert reason.startswith(f"champion deleted: alias 'champion' of {model} is unset, but it was held by v{first} ")
+    assert "which has since been deleted from the registry" in reason
+    assert reason.endswith("is not a first version: restore a champion and evaluate again")
+    assert_blocked(before, model, expected_champion=None)
+
+
+def test_model_artifact_changed_after_training(baseline: Baseline, assert_blocked: Any) -> None:
+    version = baseline.candidate()
+    source = baseline.client.get_model_version(MODEL, version).source
+    location = baseline.client.get_logged_model(source.removeprefix("models:/")).artifact_location
+    weights = Path(location.removeprefix("file://")) / "model.skops"
+    original = weights.read_bytes()
+    try:
+        weights.write_bytes(original[:-1] + bytes([original[-1] ^ 0xFF]))
+        outcome = run_gate(baseline.client, MODEL, version)
+    finally:
+        weights.write_bytes(original)
+
+    assert not outcome.passed
+    assert set(outcome.failures) == {"evidence:problem"}
+    [problem] = outcome.failures["evidence:problem"]
+    recorded = baseline.client.get_model_version(MODEL, version).tags["airflow_ml.model_fingerprint"]
+    assert problem.startswith("model artifact changed after training: fingerprint now blake3:")
+    assert problem.endswith(f"recorded {recorded}")
+    assert_blocked(version)

@@ -1,0 +1,262 @@
+"""TrainOperator: error paths (nothing registered, step run FAILED) and the registered version's tags.
+
+Failing cases use their own registered model name, so "no new version" is checked as "the name has
+no version at all". The happy path reuses the session's shared version (tests/operators/conftest.py)
+and trains one more model that is not a scikit-learn estimator, to check the pyfunc flavor.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from blake3 import blake3
+
+from airflow_ml_provider import models
+from airflow_ml_provider.datasets import DatasetError, write_frame
+from airflow_ml_provider.operators.base import code_identity
+from airflow_ml_provider.operators.train import TrainOperator
+from airflow_ml_provider.records.evidence import fingerprint_artifact
+from tests.operators._support import (
+    assert_step_failed,
+    assert_step_succeeded,
+    make_context,
+    model_versions,
+    unique,
+)
+
+DAG = "ops_train"
+TARGET = "label"
+
+
+# --- user-code helpers -----------------------------------------------------------------------------
+
+
+def fit_logistic(df: pd.DataFrame, C: float = 1.0, seed: int = 0) -> Any:
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=C, random_state=seed).fit(df.drop(columns=[TARGET]), df[TARGET])
+
+
+def returns_none(df: pd.DataFrame) -> None:
+    return None
+
+
+def returns_coefficients(df: pd.DataFrame) -> dict[str, float]:
+    return {"x1": 0.5, "x2": -0.25}  # an object, but not a model: no predict()
+
+
+class ThresholdModel:
+    """A model that is not a scikit-learn estimator: label 1 when x1 + x2 > 0."""
+
+    def __init__(self, bias: float = 0.0) -> None:
+        self.bias = bias
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return ((frame["x1"] + frame["x2"] + self.bias) > 0).astype("int64").to_numpy()
+
+
+def fit_threshold(df: pd.DataFrame) -> ThresholdModel:
+    return ThresholdModel(bias=0.0)
+
+
+class UnpicklableModel(ThresholdModel):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()  # cannot be pickled: logging the model fails
+
+
+def fit_unpicklable(df: pd.DataFrame) -> UnpicklableModel:
+    return UnpicklableModel()
+
+
+# --- fixtures --------------------------------------------------------------------------------------
+
+
+def synthetic_frame(rows: int = 80, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x1, x2 = rng.normal(size=rows), rng.normal(size=rows)
+    return pd.DataFrame({"x1": x1, "x2": x2, TARGET: (x1 + x2 > 0).astype("int64")})
+
+
+@pytest.fixture
+def features(tmp_path: Path) -> dict[str, Any]:
+    """A features reference as FeaturizeOperator would pass it (content-addressed file + fingerprint)."""
+    return write_frame(synthetic_frame(), tmp_path / "artifacts", "features").to_dict()
+
+
+def trainer(features: Any, train: Any = fit_logistic, **kwargs: Any) -> TrainOperator:
+    kwargs.setdefault("target_column", TARGET)
+    kwargs.setdefault("registered_model_name", unique("ops_train_model"))
+    return TrainOperator(task_id="train", features=features, train=train, **kwargs)
+
+
+def run_failing(
+    op: TrainOperator, error_type: type[BaseException], client: Any
+) -> tuple[dict[str, Any], Any]:
+    context = make_context(DAG, op.task_id)
+    with pytest.raises(error_type) as excinfo:
+        op.execute(context)
+    assert model_versions(client, op.registered_model_name) == [], "a failed train registered a version"
+    return context, excinfo
+
+
+# --- the features reference -------------------------------------------------------------------------
+
+
+def test_features_changed_since_recorded(features: dict[str, Any], client: Any) -> None:
+    path = Path(features["uri"].removeprefix("file://"))
+    synthetic_frame(rows=81, seed=1).to_parquet(path, index=False)  # same file, other rows
+    actual = "blake3:" + blake3(path.read_bytes()).hexdigest()
+    assert actual != features["fingerprint"]
+
+    context, excinfo = run_failing(trainer(features), DatasetError, client)
+
+    message = str(excinfo.value)
+    assert features["uri"] in message and "changed since it was recorded" in message
+    assert actual in message and features["fingerprint"] in message
+    assert_step_failed(client, context, excinfo.value, actual, features["fingerprint"])
+
+
+def test_features_reference_that_is_not_one(client: Any) -> None:
+    context, excinfo = run_failing(trainer({"uri": "/tmp/features.parquet"}), DatasetError, client)
+    assert "features is missing fingerprint, rows, columns" in str(excinfo.value)
+    assert_step_failed(client, context, excinfo.value, "fingerprint")
+
+
+def test_target_column_missing(features: dict[str, Any], client: Any) -> None:
+    context, excinfo = run_failing(trainer(features, target_column="diagnosis"), DatasetError, client)
+    message = str(excinfo.value)
+    assert "'diagnosis'" in message and features["uri"] in message and "['x1', 'x2', 'label']" in message
+    assert_step_failed(client, context, excinfo.value, "diagnosis")
+
+
+def test_features_too_small_to_split(tmp_path: Path, client: Any) -> None:
+    tiny = write_frame(synthetic_frame(rows=1), tmp_path, "features").to_dict()
+    context, excinfo = run_failing(trainer(tiny, holdout_fraction=0.5), DatasetError, client)
+    assert "too small to split" in str(excinfo.value) and "holdout_fraction=0.5" in str(excinfo.value)
+    assert_step_failed(client, context, excinfo.value, "too small")
+
+
+# --- the user's train function ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("train", "returned"), [(returns_none, "NoneType"), (returns_coefficients, "dict")], ids=["none", "dict"]
+)
+def test_train_not_returning_a_model(
+    features: dict[str, Any], client: Any, train: Any, returned: str
+) -> None:
+    context, excinfo = run_failing(trainer(features, train=train), TypeError, client)
+    message = str(excinfo.value)
+    assert code_identity(train) in message and f"returned {returned}" in message and "predict()" in message
+    record = assert_step_failed(client, context, excinfo.value, train.__name__)
+    assert record.model is None  # nothing claims a model for this run
+
+
+def test_train_params_with_unknown_kwarg(features: dict[str, Any], client: Any) -> None:
+    op = trainer(features, train_params={"C": 0.5, "learning_rate": 0.1})
+    context, excinfo = run_failing(op, TypeError, client)
+    message = str(excinfo.value)
+    assert "'learning_rate'" in message and code_identity(fit_logistic) in message
+    assert_step_failed(client, context, excinfo.value, "learning_rate")
+
+
+def test_model_that_cannot_be_logged_registers_nothing(features: dict[str, Any], client: Any) -> None:
+    """Logging fails after training succeeded (MLflow cannot pickle the model): still no version."""
+    from mlflow.exceptions import MlflowException
+
+    context, excinfo = run_failing(trainer(features, train=fit_unpicklable), MlflowException, client)
+    assert "serialize" in str(excinfo.value)
+    record = assert_step_failed(client, context, excinfo.value, "serialize")
+    assert record.model is None
+
+
+@pytest.mark.parametrize("fraction", [0, 1, -0.1, 1.5])
+def test_holdout_fraction_out_of_range(fraction: float) -> None:
+    with pytest.raises(ValueError) as excinfo:
+        TrainOperator(
+            task_id="train",
+            features="f.parquet",
+            train=fit_logistic,
+            target_column=TARGET,
+            registered_model_name="m",
+            holdout_fraction=fraction,
+        )
+    assert "holdout_fraction" in str(excinfo.value) and str(fraction) in str(excinfo.value)
+
+
+def test_non_callable_train_rejected_at_construction() -> None:
+    with pytest.raises(TypeError, match="train must be a callable"):
+        TrainOperator(
+            task_id="train",
+            features="f.parquet",
+            train="fit",
+            target_column=TARGET,
+            registered_model_name="m",
+        )
+
+
+# --- success ------------------------------------------------------------------------------------------
+
+
+def test_registered_version_is_tagged(
+    trained: dict[str, Any], featurized: dict[str, Any], client: Any
+) -> None:
+    result, ti = trained["result"], trained["context"]["ti"]
+    version = client.get_model_version(result["model_name"], result["version"])
+    tags = version.tags
+    assert tags["airflow.dag_id"] == ti.dag_id
+    assert tags["airflow.run_id"] == ti.run_id
+    assert tags["airflow.task_id"] == ti.task_id
+    assert tags[models.TAG_MODEL_FINGERPRINT] == result["model_fingerprint"]
+    # the bytes the gate re-verifies (the version's source) are the bytes fingerprinted at training
+    assert fingerprint_artifact(client, version.source) == result["model_fingerprint"]
+    assert tags[models.TAG_FEATURES_FINGERPRINT] == featurized["result"]["fingerprint"]
+    assert tags[models.evidence_tag("featurize")] == featurized["result"]["mlflow_run_id"]
+    assert tags[models.TAG_TARGET] == "target" and tags[models.TAG_TASK] == "classification"
+    assert model_versions(client, result["model_name"]) == [result["version"]]
+
+    record = assert_step_succeeded(client, trained["context"])
+    assert record.model is not None and record.model["flavor"] == "sklearn"
+    assert record.model["fingerprint"] == result["model_fingerprint"]
+    for split in ("train", "holdout"):
+        ref = result[split]
+        path = Path(ref["uri"].removeprefix("file://"))
+        assert path.name == ref["fingerprint"].split(":", 1)[1] + ".parquet"
+    assert result["train"]["rows"] + result["holdout"]["rows"] == featurized["result"]["rows"]
+
+
+def test_returned_fingerprint_matches_the_returned_model_uri(trained: dict[str, Any]) -> None:
+    """XCom pairs ``model_uri`` with ``model_fingerprint``: fingerprinting that URI with the package's own
+    ``models.fingerprint_model`` must give that fingerprint, or nobody downstream can verify the model."""
+    result = trained["result"]
+    assert models.fingerprint_model(result["model_uri"]) == result["model_fingerprint"]
+
+
+def test_non_sklearn_model_is_logged_as_pyfunc_and_loads_back(features: dict[str, Any], client: Any) -> None:
+    import mlflow
+    from mlflow.models import get_model_info
+
+    op = trainer(features, train=fit_threshold)
+    context = make_context(DAG, "train")
+    result = op.execute(context)
+
+    assert model_versions(client, op.registered_model_name) == [result["version"]]
+    flavors = get_model_info(result["model_uri"]).flavors
+    assert "python_function" in flavors and "sklearn" not in flavors
+    record = assert_step_succeeded(client, context)
+    assert record.model is not None and record.model["flavor"] == "pyfunc"
+    assert record.model["estimator"].endswith("ThresholdModel")
+
+    loaded = models.load_model(result["model_uri"])
+    assert isinstance(loaded, mlflow.pyfunc.PyFuncModel)
+    frame = synthetic_frame(rows=20, seed=3).drop(columns=[TARGET])
+    np.testing.assert_array_equal(np.asarray(loaded.predict(frame)), ThresholdModel().predict(frame))
+    tags = client.get_model_version(op.registered_model_name, result["version"]).tags
+    assert tags[models.TAG_MODEL_FINGERPRINT] == result["model_fingerprint"]
+    assert tags["airflow.task_id"] == "train"

@@ -1,0 +1,96 @@
+"""Helpers for the promotion tests: stores, and model versions gated the way ModelGateSensor records it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+VERSIONS = 8
+
+
+@dataclass
+class Store:
+    kind: str
+    uri: str
+    client: Any
+    experiment_id: str
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def record_passing_verdict(store: Store, name: str, version: str, fingerprint: str) -> str:
+    """What ModelGateSensor records for a version that passed: verdict JSON in a gate run + version tags."""
+    from airflow_ml_provider.gate import (
+        EvaluationEvidence,
+        Evidence,
+        FirstVersionRule,
+        GatePolicy,
+        MetricThreshold,
+        Subject,
+        decide,
+    )
+    from airflow_ml_provider.sensors.model_gate import (
+        TAG_GATE_FINGERPRINT,
+        TAG_GATE_RUN,
+        TAG_GATE_STATUS,
+        VERDICT_ARTIFACT,
+    )
+
+    now = datetime.now(timezone.utc)
+    policy = GatePolicy(
+        metrics={"accuracy": MetricThreshold(threshold=0.5)},
+        require_data_expectations=False,
+        require_scenarios=False,
+        first_version=FirstVersionRule.ALLOW,
+    )
+    evidence = Evidence(
+        subject=Subject(name, version, fingerprint),
+        training_dataset_fingerprints=("blake3:training-data",),
+        evaluation=EvaluationEvidence(
+            model_version=version,
+            model_fingerprint=fingerprint,
+            metrics={"accuracy": 0.9},
+            champion_version=None,
+            champion_metrics=None,
+            recorded_at=now,
+        ),
+    )
+    verdict = decide(policy, evidence, now)
+    assert verdict.passed, verdict.to_table()
+    client = store.client
+    run = client.create_run(store.experiment_id, run_name=f"gate {name} v{version}")
+    client.log_dict(run.info.run_id, verdict.to_dict(), VERDICT_ARTIFACT)
+    client.set_terminated(run.info.run_id, "FINISHED")
+    for key, value in {
+        TAG_GATE_STATUS: "passed",
+        TAG_GATE_RUN: run.info.run_id,
+        TAG_GATE_FINGERPRINT: fingerprint,
+    }.items():
+        client.set_model_version_tag(name, version, key, value)
+    return run.info.run_id
+
+
+def make_gated_versions(store: Store, model_dirs: list[Path], name: str, count: int = VERSIONS) -> list[str]:
+    """Register ``count`` versions of ``name`` (artifacts logged in a training run, fingerprint tagged as
+    TrainOperator does) and record a passing gate verdict for each."""
+    from airflow_ml_provider.lineage.fingerprint import fingerprint_directory
+    from airflow_ml_provider.models import TAG_MODEL_FINGERPRINT
+
+    client = store.client
+    client.create_registered_model(name)
+    versions = []
+    for i in range(count):
+        run = client.create_run(store.experiment_id, run_name=f"train {name} #{i + 1}")
+        client.log_artifacts(run.info.run_id, str(model_dirs[i]), "model")
+        client.set_terminated(run.info.run_id, "FINISHED")
+        version = str(client.create_model_version(name, f"{run.info.artifact_uri}/model", run.info.run_id).version)
+        fingerprint = fingerprint_directory(model_dirs[i])
+        client.set_model_version_tag(name, version, TAG_MODEL_FINGERPRINT, fingerprint)
+        record_passing_verdict(store, name, version, fingerprint)
+        versions.append(version)
+    return versions
