@@ -63,12 +63,33 @@ class ModelRef:
 
 
 def get_version(client: MlflowClient, ref: ModelRef) -> ModelVersion:
+    """The registered version; only a registry that answers "no such version" is reported as "not found"
+    (an unreachable registry raises its own error, so the message does not mislead)."""
     from mlflow.exceptions import MlflowException
 
     try:
         return client.get_model_version(ref.name, ref.version)
     except MlflowException as e:
-        raise ModelReferenceError(f"Model version {ref.uri} not found in the registry: {e.message}") from e
+        if e.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise ModelReferenceError(f"Model version {ref.uri} not found in the registry: {e.message}") from e
+        raise
+
+
+def current_alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException as e:
+        if alias_missing(e):
+            return None
+        raise
+
+
+def alias_missing(error: Exception) -> bool:
+    """MLflow reports an unset alias as INVALID_PARAMETER_VALUE (SQL store) or RESOURCE_DOES_NOT_EXIST."""
+    return "alias" in str(error).lower() and "not found" in str(error).lower()
+
 
 
 def feature_columns(version: ModelVersion) -> list[str] | None:

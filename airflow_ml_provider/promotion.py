@@ -367,7 +367,7 @@ class _Attempt:
         from mlflow.exceptions import MlflowException
 
         from airflow_ml_provider.locks import redact
-        from airflow_ml_provider.operators.promote import current_alias_version
+        from airflow_ml_provider.models import current_alias_version
 
         self.step = f"reading registered model {self.name!r}"
         try:
@@ -463,7 +463,7 @@ class _Attempt:
         return decision, target
 
     def _move(self, lock: HeldLock, target: str) -> None:
-        from airflow_ml_provider.operators.promote import current_alias_version
+        from airflow_ml_provider.models import current_alias_version
 
         client, name, alias = self.client, self.name, self.alias
         lock.verify()

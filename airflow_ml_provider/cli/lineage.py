@@ -128,7 +128,7 @@ class MlflowRecordSource:
         from mlflow.exceptions import MlflowException
 
         from airflow_ml_provider.lineage.graph import LineageError
-        from airflow_ml_provider.operators.promote import alias_missing
+        from airflow_ml_provider.models import alias_missing
 
         try:
             return str(self.client.get_model_version_by_alias(name, alias).version)

@@ -3,23 +3,43 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
+
+USER_ENV, PASSWORD_ENV = "AIRFLOW_ML_AIRFLOW_USER", "AIRFLOW_ML_AIRFLOW_PASSWORD"
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "reproduce",
-        help="re-run the DAG run that produced a model version (locally, with dag.test) and compare",
+        help="re-run the DAG run that produced a model version (locally with dag.test, or on a deployment "
+        "with --airflow-url) and compare",
     )
     parser.add_argument("target", help="models:/<name>/<version> or models:/<name>@<alias>")
     parser.add_argument("--set", action="append", default=[], metavar="TASK.PARAM=VALUE",
                         help="change one parameter of a step's callable, e.g. train.C=0.5 (repeatable)")
-    parser.add_argument("--from-step", help="reuse recorded outputs upstream of this task (verified) and re-run from it")
+    parser.add_argument("--from-step",
+                        help="reuse recorded outputs upstream of this task (verified) and re-run from it")
     parser.add_argument("--tolerance", type=float, default=1e-9, help="largest metric difference that still counts")
     parser.add_argument("--report-dir", default=None, help="where to write reproduction.md/.json")
     parser.add_argument("--dags-folder", default=None, help="DAGs folder (default: [core] dags_folder)")
     parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI)")
+    remote = parser.add_argument_group(
+        "running on an Airflow deployment",
+        "Trigger the run through the deployment's REST API instead of dag.test. The deployment must write to "
+        "the same MLflow store as --tracking-uri, and the raw data must be readable from here (it is verified "
+        "here before anything is triggered).",
+    )
+    remote.add_argument("--airflow-url", default=None, help="base URL of the Airflow 3 API server, e.g. http://host:8080")
+    remote.add_argument("--airflow-user", default=None, help=f"user to log in as (default: ${USER_ENV})")
+    remote.add_argument("--airflow-password", default=None,
+                        help=f"its password (default: ${PASSWORD_ENV}; prefer the variable, arguments show in ps)")
+    remote.add_argument("--timeout", type=float, default=3600.0,
+                        help="seconds to wait for the triggered run to finish (default: 3600)")
+    remote.add_argument("--unpause", action="store_true",
+                        help="unpause the DAG if it is paused (this also lets its schedule run); without it a "
+                        "paused DAG is an error")
     parser.set_defaults(func=run)
 
 
@@ -31,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     client = MlflowClient(tracking_uri=args.tracking_uri) if args.tracking_uri else MlflowClient()
     try:
+        runner = _runner(args)
         request = ReproductionRequest(
             target=args.target,
             overrides=parse_set(args.set),
@@ -38,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             tolerance=args.tolerance,
             dags_folder=args.dags_folder,
         )
-        report = reproduce(client, request)
+        report = reproduce(client, request, runner)
     except ReproductionError as e:
         print(f"airflow-ml reproduce: {e}", file=sys.stderr)
         return 2
@@ -47,3 +68,29 @@ def run(args: argparse.Namespace) -> int:
     print(report.to_markdown())
     print(f"Report written to {md} and {js}")
     return 0 if report.reproduced else 1
+
+
+def _runner(args: argparse.Namespace) -> Any:
+    """None (local dag.test) unless --airflow-url is given."""
+    from airflow_ml_provider.reproduce.original import ReproductionError
+
+    remote_only = [f"--{n.replace('_', '-')}" for n in ("airflow_user", "airflow_password", "unpause")
+                   if getattr(args, n)]
+    if not args.airflow_url:
+        if remote_only:
+            raise ReproductionError(f"{', '.join(remote_only)} only apply with --airflow-url")
+        return None
+    if args.dags_folder:
+        raise ReproductionError("--dags-folder applies to local runs only; with --airflow-url the deployment's "
+                                "DAGs folder is used")
+    if args.timeout <= 0:
+        raise ReproductionError(f"--timeout must be positive, got {args.timeout:g}")
+    from airflow_ml_provider.reproduce.remote import AirflowApiRunner
+
+    return AirflowApiRunner(
+        url=args.airflow_url,
+        username=args.airflow_user or os.environ.get(USER_ENV) or None,
+        password=args.airflow_password if args.airflow_password is not None else os.environ.get(PASSWORD_ENV),
+        timeout=args.timeout,
+        unpause=args.unpause,
+    )

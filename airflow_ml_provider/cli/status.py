@@ -18,8 +18,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from mlflow import MlflowClient
 
-    from airflow_ml_provider.models import TAG_MODEL_FINGERPRINT
-    from airflow_ml_provider.operators.promote import TAG_PREVIOUS_CHAMPION, current_alias_version
+    from airflow_ml_provider.models import TAG_MODEL_FINGERPRINT, current_alias_version
+    from airflow_ml_provider.operators.promote import TAG_PREVIOUS_CHAMPION
     from airflow_ml_provider.sensors.model_gate import TAG_GATE_STATUS
 
     client = MlflowClient()

@@ -28,6 +28,16 @@ class MlflowSettings:
     artifact_location: str | None = None
 
 
+#: mlflow.set_registry_uri() also exports MLFLOW_REGISTRY_URI; remember what we set so that the
+#: environment fallback never mistakes it for the user's own setting.
+_registry_uri_set_by_hook: str | None = None
+
+
+def _user_registry_uri() -> str | None:
+    value = os.environ.get("MLFLOW_REGISTRY_URI")
+    return None if value is None or value == _registry_uri_set_by_hook else value
+
+
 _CREDENTIAL_VARS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 
 
@@ -90,12 +100,7 @@ class MlflowHook(BaseHook):
                     f"Create a connection of type 'mlflow' named {self.mlflow_conn_id!r} "
                     "or export MLFLOW_TRACKING_URI."
                 )
-            return MlflowSettings(
-                tracking_uri,
-                os.environ.get("MLFLOW_REGISTRY_URI"),
-                None,
-                os.environ.get(ARTIFACT_LOCATION_ENV),
-            )
+            return MlflowSettings(tracking_uri, _user_registry_uri(), None, os.environ.get(ARTIFACT_LOCATION_ENV))
 
         extra = conn.extra_dejson
 
@@ -130,7 +135,9 @@ class MlflowHook(BaseHook):
             settings = self.settings
             mlflow.set_tracking_uri(settings.tracking_uri)
             # Always set: a registry URI left behind by another connection must not apply to this one.
-            mlflow.set_registry_uri(settings.registry_uri or settings.tracking_uri)
+            global _registry_uri_set_by_hook
+            _registry_uri_set_by_hook = settings.registry_uri or settings.tracking_uri
+            mlflow.set_registry_uri(_registry_uri_set_by_hook)
             self._client = mlflow.MlflowClient(
                 tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri
             )

@@ -1,4 +1,12 @@
-"""Dataset identity for OpenLineage: files by path, models by registry name and version.
+"""Dataset identity for OpenLineage: files by location, models by registry name and version.
+
+Files follow the OpenLineage naming conventions (``openlineage.client.naming.dataset``): a local file is
+namespace ``file`` and its absolute path; an object in a store is namespace ``<scheme>://<bucket>`` and
+its object key (``s3://bucket`` + ``prefix/features/<hex>.parquet``; ``s3a``/``s3n`` count as ``s3``,
+``gcs`` as ``gs``); other fsspec URLs with a host are ``<scheme>://<host>`` and the path; fsspec's
+in-process ``memory://`` filesystem is namespace ``memory`` and its absolute path. The identity is
+computed from the URI alone, nothing is read: the OpenLineage listener builds events in a forked child
+that must not touch remote storage.
 
 Operators record :class:`LineageDataset` values (plain data, cheap) while they run; the
 OpenLineage objects are built only when the listener asks, so DAG parsing never imports the client.
@@ -11,12 +19,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from airflow_ml_provider.datasets import DatasetRef, local_path
+from airflow_ml_provider.datasets import DatasetRef, is_local, local_path
 
 if TYPE_CHECKING:
     from openlineage.client.event_v2 import Dataset
 
 FILE_NAMESPACE = "file"
+MEMORY_NAMESPACE = "memory"
+#: Schemes spelled differently for the same store: the namespace uses the first (as Spark's integration does).
+_SCHEME_ALIASES = {"s3a": "s3", "s3n": "s3", "gcs": "gs"}
+#: Object stores: the name is the object key (no leading slash), as the naming spec has it for S3 and GCS.
+_OBJECT_STORES = frozenset({"s3", "gs", "abfs", "abfss", "az", "wasb", "wasbs", "adl", "oss", "r2"})
+_CONTAINER_AT_HOST = frozenset({"abfs", "abfss", "wasb", "wasbs"})
 
 
 @dataclass(frozen=True)
@@ -111,11 +125,37 @@ def redact_secrets(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: clean(v, str(k)) for k, v in params.items()}
 
 
+def dataset_identity(uri: str) -> tuple[str, str]:
+    """OpenLineage ``(namespace, name)`` of a dataset URI (see the module doc); no I/O.
+
+    Credentials in the URI (``user:password@``, ``?token=``) never reach the identity.
+    """
+    target = uri.rsplit("::", 1)[-1]  # a chained fsspec URL ("simplecache::s3://..."): the data is the last
+    if is_local(target):
+        return FILE_NAMESPACE, str(local_path(target))
+    parts = urlsplit(target)  # the query (where a token could be) is not part of the identity
+    scheme = _SCHEME_ALIASES.get(parts.scheme.lower(), parts.scheme.lower())
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        # abfss://<container>@<account>.dfs.core.windows.net names the container there, not a user
+        if ":" in user or scheme not in _CONTAINER_AT_HOST:
+            netloc = host
+    if scheme == MEMORY_NAMESPACE:  # memory://a/b and memory:///a/b are both the path /a/b
+        return MEMORY_NAMESPACE, "/" + f"{netloc}{parts.path}".lstrip("/")
+    if not netloc:
+        return scheme, parts.path
+    if scheme in _OBJECT_STORES:
+        return f"{scheme}://{netloc}", parts.path.lstrip("/") or "/"
+    return f"{scheme}://{netloc}", parts.path or "/"
+
+
 def file_dataset(ref: DatasetRef | Mapping[str, Any]) -> LineageDataset:
     ref = DatasetRef.from_dict(ref)
+    namespace, name = dataset_identity(ref.uri)
     return LineageDataset(
-        namespace=FILE_NAMESPACE,
-        name=str(ref.path),
+        namespace=namespace,
+        name=name,
         version=ref.fingerprint,
         schema=ref.schema,
         rows=ref.rows,
@@ -125,7 +165,8 @@ def file_dataset(ref: DatasetRef | Mapping[str, Any]) -> LineageDataset:
 
 def uri_dataset(uri: str) -> LineageDataset:
     """A dataset known only by location (before it has been read, e.g. on task start)."""
-    return LineageDataset(namespace=FILE_NAMESPACE, name=str(local_path(uri)))
+    namespace, name = dataset_identity(uri)
+    return LineageDataset(namespace=namespace, name=name)
 
 
 def model_dataset(

@@ -24,6 +24,13 @@ fingerprint fails rather than describe bytes that never existed together.
 
 ``stats`` counts files and bytes hashed and cache hits: cheap, and it lets tests and benchmarks see that
 a cache hit read nothing.
+
+Files on other filesystems (any fsspec URL: ``s3://``, ``memory://``, ...) are fingerprinted by
+:func:`fingerprint_fsspec`, which streams them through the same hash. They are never cached: an object
+store gives no identity that the cache key could rest on across processes. The same "changed while read"
+check applies, on what the filesystem reports about the file (size and its ETag, mtime or generation).
+:class:`StreamingFingerprint` hashes bytes as they are produced (e.g. while a dataset is written), so a
+written file need not be read back.
 """
 
 from __future__ import annotations
@@ -175,6 +182,92 @@ def fingerprint_path(path: str | os.PathLike[str], cached: bool = True) -> str:
     """Fingerprint a file or a directory."""
     p = Path(path)
     return fingerprint_directory(p, cached) if p.is_dir() else fingerprint_file(p, cached)
+
+
+def is_fingerprint(text: object) -> bool:
+    """Whether ``text`` has the form of a fingerprint (``blake3:`` and 64 lowercase hex digits)."""
+    return isinstance(text, str) and _FINGERPRINT.match(text) is not None
+
+
+# --- streams and fsspec files ----------------------------------------------------------------------
+
+
+class StreamingFingerprint:
+    """The fingerprint of bytes fed in pieces (e.g. as a writer produces them); equal to hashing them whole."""
+
+    def __init__(self) -> None:
+        from blake3 import blake3
+
+        self._hasher = blake3()
+        self.size = 0
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data).cast("B")
+        self._hasher.update(view)
+        self.size += len(view)
+
+    @property
+    def digest(self) -> str:
+        return f"{ALGORITHM}:{self._hasher.hexdigest()}"
+
+
+def fingerprint_stream(f: Any, chunk_size: int = CHUNK_SIZE) -> tuple[str, int]:
+    """``(fingerprint, bytes read)`` of everything readable from the binary file object ``f``, in chunks."""
+    from blake3 import blake3
+
+    hasher = blake3(max_threads=MAX_THREADS or blake3.AUTO)
+    total = 0
+    readinto = getattr(f, "readinto", None)
+    if readinto is not None:
+        buf = bytearray(chunk_size)
+        view = memoryview(buf)
+        while n := readinto(buf):
+            hasher.update(view[:n])
+            total += n
+    else:
+        while chunk := f.read(chunk_size):
+            hasher.update(chunk)
+            total += len(chunk)
+    return f"{ALGORITHM}:{hasher.hexdigest()}", total
+
+
+#: What fsspec filesystems report that changes when a file is rewritten (S3: ETag, GCS: generation, ...).
+_VERSION_KEYS = (
+    *("ETag", "etag", "VersionId", "version_id", "generation", "md5Hash"),
+    *("LastModified", "last_modified", "mtime", "created", "ino"),
+)
+
+
+def _fs_state(info: Any) -> tuple[Any, ...]:
+    return (info.get("size"), *(str(info.get(k)) for k in _VERSION_KEYS if k in info))
+
+
+def fingerprint_fsspec(fs: Any, path: str) -> str:
+    """``blake3:<hex>`` of a file on an fsspec filesystem (``fs``, a path as ``fs`` names it), streamed.
+
+    Not cached (see the module doc). Raises ``FileNotFoundError`` if there is no such file.
+    """
+    return fingerprint_fsspec_sized(fs, path)[0]
+
+
+def fingerprint_fsspec_sized(fs: Any, path: str) -> tuple[str, int]:
+    """:func:`fingerprint_fsspec` and the file's size in bytes."""
+    for _ in range(_ATTEMPTS):
+        fs.invalidate_cache(path)  # another process may have rewritten it: ask the store, not a listing cache
+        before = fs.info(path)
+        if before.get("type", "file") != "file":
+            raise IsADirectoryError(f"Cannot fingerprint {fs.unstrip_protocol(path)}: not a file")
+        with fs.open(path, "rb") as f:
+            digest, n = fingerprint_stream(f)
+        stats.files_hashed += 1
+        stats.bytes_hashed += n
+        fs.invalidate_cache(path)
+        if _fs_state(fs.info(path)) != _fs_state(before) or n != before.get("size", n):
+            continue  # rewritten while we read it: hash again
+        return digest, n
+    raise FingerprintError(
+        f"{fs.unstrip_protocol(path)} kept changing while it was fingerprinted ({_ATTEMPTS} attempts)"
+    )
 
 
 # --- on-disk cache ---------------------------------------------------------------------------------

@@ -144,9 +144,8 @@ class MLStepOperator(BaseOperator):
         return fn if callable(fn) else None
 
     def execute(self, context: Context) -> Any:
-        from airflow_ml_provider.tracking import step_run
-
         from airflow_ml_provider.reproduction import settings_for
+        from airflow_ml_provider.tracking import step_run
 
         self._lineage_inputs, self._lineage_outputs = [], []
         self._ml_step_run = None

@@ -131,7 +131,7 @@ class EvaluateOperator(ModelStepOperator):
 
         from airflow_ml_provider import models
         from airflow_ml_provider.metrics import score_model
-        from airflow_ml_provider.operators.promote import alias_missing
+        from airflow_ml_provider.models import alias_missing
 
         client = hook.get_client()
         try:

@@ -77,8 +77,7 @@ def resolve_alias(client: MlflowClient, alias: ModelAlias) -> ModelRef:
     """The version ``alias`` points to now; an unset alias or unknown model is an error naming it."""
     from mlflow.exceptions import MlflowException
 
-    from airflow_ml_provider.models import ModelRef, ModelReferenceError
-    from airflow_ml_provider.operators.promote import alias_missing
+    from airflow_ml_provider.models import ModelRef, ModelReferenceError, alias_missing
 
     try:
         version = client.get_model_version_by_alias(alias.name, alias.alias)

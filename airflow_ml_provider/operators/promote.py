@@ -101,22 +101,6 @@ class PromoteModelOperator(ModelStepOperator):
         }
 
 
-def current_alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException as e:
-        if alias_missing(e):
-            return None
-        raise
-
-
-def alias_missing(error: Exception) -> bool:
-    """MLflow reports an unset alias as INVALID_PARAMETER_VALUE (SQL store) or RESOURCE_DOES_NOT_EXIST."""
-    return "alias" in str(error).lower() and "not found" in str(error).lower()
-
-
 def require_passing_verdict(client: MlflowClient, ref: ModelRef, version: ModelVersion) -> None:
     """Raise :class:`PromotionRefused` unless a passing verdict for these exact bytes is recorded.
 

@@ -399,19 +399,6 @@ def fingerprint_artifact(client: MlflowClient, source: str) -> str:
 # ------------------------------------------------------------------------------------------------
 
 
-def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    from airflow_ml_provider.operators.promote import alias_missing
-
-    try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException as e:
-        if alias_missing(e):
-            return None
-        raise
-
-
 def _version_exists(client: MlflowClient, name: str, version: str) -> bool:
     from mlflow.exceptions import MlflowException
 
@@ -440,7 +427,7 @@ def _champion_problems(
     promotion records of this model say there was one). Either way the comparison is void.
     """
     try:
-        current = _alias_version(client, ref.name, alias)
+        current = models.current_alias_version(client, ref.name, alias)
     except Exception as e:
         return [f"cannot resolve the {alias!r} alias of {ref.name}: {e}"]
     compared = evaluation.champion_version

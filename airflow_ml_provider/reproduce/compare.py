@@ -62,7 +62,8 @@ class ReproductionReport:
             f"- metric tolerance: {self.tolerance:g}",
         ]
         if self.overrides:
-            lines.append(f"- changed: {', '.join(f'{t}.{k}={v!r}' for t, p in self.overrides.items() for k, v in p.items())}")
+            changed = (f"{task}.{name}={value!r}" for task, p in self.overrides.items() for name, value in p.items())
+            lines.append(f"- changed: {', '.join(changed)}")
         if self.reused_steps:
             lines.append(f"- reused (verified by fingerprint): {', '.join(self.reused_steps)}")
         lines += ["", "## Raw inputs", "", "| dataset | recorded fingerprint | now |", "|---|---|---|"]
@@ -74,11 +75,11 @@ class ReproductionReport:
             lines.append(f"| {s.task_id} | {s.outcome} | {'; '.join(details) or '-'} |")
         metric_rows = [(s.task_id, m) for s in self.steps for m in s.metrics]
         if metric_rows:
-            lines += ["", "## Metrics", "", "| step | metric | original | reproduced | delta | outcome |", "|---|---|---|---|---|---|"]
-            lines += [
-                f"| {t} | {m['name']} | {_num(m['original'])} | {_num(m['reproduced'])} | {_num(m['delta'])} | {m['outcome']} |"
-                for t, m in metric_rows
-            ]
+            lines += ["", "## Metrics", "", "| step | metric | original | reproduced | delta | outcome |"]
+            lines.append("|---|---|---|---|---|---|")
+            for task, m in metric_rows:
+                values = " | ".join(_num(m[k]) for k in ("original", "reproduced", "delta"))
+                lines.append(f"| {task} | {m['name']} | {values} | {m['outcome']} |")
         lines += ["", "## Environment drift", ""]
         if self.environment_drift:
             lines += ["| package | recorded | now |", "|---|---|---|"]

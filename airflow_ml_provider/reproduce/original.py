@@ -40,7 +40,9 @@ def resolve_target(client: MlflowClient, target: str) -> models.ModelRef:
         try:
             return models.ModelRef(name, str(client.get_model_version_by_alias(name, alias).version))
         except MlflowException as e:
-            raise ReproductionError(f"{target}: alias {alias!r} of model {name!r} cannot be resolved: {e.message}")
+            raise ReproductionError(
+                f"{target}: alias {alias!r} of model {name!r} cannot be resolved: {e.message}"
+            ) from None
     try:
         return models.ModelRef.parse(target, "target")
     except models.ModelReferenceError as e:

@@ -7,7 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_ml_provider.reproduce.compare import ReproductionReport, build_report
 from airflow_ml_provider.reproduce.original import (
@@ -100,6 +100,42 @@ def reproduction_conf(recorded: RecordedRun, request: ReproductionRequest, ref_u
     return conf
 
 
+class DagRunner(Protocol):
+    """Where the reproduction runs: ``reproduce()`` asks it for the DAG's shape, then to run it once.
+
+    ``load_dag`` returns an object with ``dag_id``, ``task_ids`` and ``get_task(task_id)`` whose result has
+    ``get_flat_relative_ids(upstream=True)`` (an Airflow DAG has all three); it is called after the raw
+    inputs are verified and before ``run``, so it can fail fast without side effects. ``run`` runs the DAG
+    with ``conf`` to completion and returns the run id. ``no_records_hint`` adds a likely cause to the
+    error raised when the finished run recorded nothing in MLflow.
+    """
+
+    def load_dag(self, dag_id: str) -> Any: ...
+
+    def run(self, dag_id: str, conf: dict[str, Any]) -> str: ...
+
+    def no_records_hint(self, run_id: str) -> str: ...
+
+
+class LocalRunner:
+    """Runs the DAG in this process with ``dag.test()``, from the DAGs folder."""
+
+    def __init__(self, dags_folder: str | None = None) -> None:
+        self.dags_folder = dags_folder
+        self._dags: dict[str, Any] = {}
+
+    def load_dag(self, dag_id: str) -> Any:
+        if dag_id not in self._dags:
+            self._dags[dag_id] = _load_dag(dag_id, self.dags_folder)
+        return self._dags[dag_id]
+
+    def run(self, dag_id: str, conf: dict[str, Any]) -> str:
+        return str(self.load_dag(dag_id).test(run_conf=conf).run_id)
+
+    def no_records_hint(self, run_id: str) -> str:
+        return ""
+
+
 def _load_dag(dag_id: str, dags_folder: str | None) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
@@ -111,7 +147,7 @@ def _load_dag(dag_id: str, dags_folder: str | None) -> Any:
     return dag
 
 
-def _new_parent_run(client: MlflowClient, experiment_id: str, dag_id: str, run_id: str) -> str:
+def _new_parent_run(client: MlflowClient, experiment_id: str, dag_id: str, run_id: str, hint: str = "") -> str:
     from airflow_ml_provider.tracking import TAG_DAG_ID, TAG_KIND, TAG_RUN_ID
 
     runs = client.search_runs(
@@ -120,22 +156,30 @@ def _new_parent_run(client: MlflowClient, experiment_id: str, dag_id: str, run_i
         f"and tags.`{TAG_RUN_ID}` = '{run_id}'",
     )
     if not runs:
-        raise ReproductionError(f"the reproduction DAG run {run_id} recorded nothing in MLflow")
+        raise ReproductionError(f"the reproduction DAG run {run_id} recorded nothing in MLflow{hint}")
     return runs[0].info.run_id
 
 
-def reproduce(client: MlflowClient, request: ReproductionRequest) -> ReproductionReport:
-    """Verify, re-run locally with ``dag.test()``, compare. Raises ReproductionError before running on bad input."""
+def reproduce(
+    client: MlflowClient, request: ReproductionRequest, runner: DagRunner | None = None
+) -> ReproductionReport:
+    """Verify, re-run, compare. Raises ReproductionError before running on bad input.
+
+    ``runner`` decides where the DAG runs: by default locally with ``dag.test()`` (``LocalRunner``), or
+    e.g. through a deployment's REST API (``airflow_ml_provider.reproduce.remote.AirflowApiRunner``).
+    Either way the reproduced run's step records are read back from ``client``'s MLflow store.
+    """
     ref = resolve_target(client, request.target)
     parent = parent_run_of_version(client, ref)
     recorded = load_recorded_run(client, parent)
     raw_inputs = verify_raw_inputs(recorded)
-    dag = _load_dag(recorded.dag_id, request.dags_folder)
+    runner = runner or LocalRunner(request.dags_folder)
+    dag = runner.load_dag(recorded.dag_id)
     conf = reproduction_conf(recorded, request, ref.uri, dag)
 
-    dag_run = dag.test(run_conf=conf)
+    run_id = runner.run(recorded.dag_id, conf)
     experiment_id = client.get_run(parent).info.experiment_id
-    new_parent = _new_parent_run(client, experiment_id, recorded.dag_id, dag_run.run_id)
+    new_parent = _new_parent_run(client, experiment_id, recorded.dag_id, run_id, runner.no_records_hint(run_id))
     reproduced = load_recorded_run(client, new_parent)
     original_steps = {t: r for t, r in recorded.steps.items() if r.step not in ("gate", "promote", "predict")}
     return build_report(
@@ -143,7 +187,7 @@ def reproduce(client: MlflowClient, request: ReproductionRequest) -> Reproductio
         original_steps=original_steps,
         reproduced_steps=reproduced.steps,
         original_run=recorded.run_id,
-        reproduced_run=dag_run.run_id,
+        reproduced_run=run_id,
         tolerance=request.tolerance,
         overrides=request.overrides,
         reused=sorted(conf[CONF_KEY]["reuse"]),

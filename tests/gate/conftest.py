@@ -128,7 +128,7 @@ def recorded_verdict(client: Any, model: str, version: str) -> dict[str, Any] | 
 
 
 def champion(client: Any, model: str = MODEL) -> str | None:
-    from airflow_ml_provider.operators.promote import current_alias_version
+    from airflow_ml_provider.models import current_alias_version
 
     return current_alias_version(client, model, "champion")
 

@@ -284,7 +284,7 @@ def test_champion_alias_to_a_deleted_version(baseline: Baseline, assert_blocked:
     after = baseline.candidate(model)  # evaluated against champion `first`
     baseline.client.delete_model_version(model, first)
 
-    from airflow_ml_provider.operators.promote import current_alias_version
+    from airflow_ml_provider.models import current_alias_version
 
     assert current_alias_version(baseline.client, model, "champion") is None, "MLflow removed the alias"
     outcome = run_gate(baseline.client, model, after)

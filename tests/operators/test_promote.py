@@ -15,8 +15,9 @@ import pytest
 from airflow.exceptions import AirflowFailException
 
 from airflow_ml_provider import models
+from airflow_ml_provider.models import current_alias_version
 from airflow_ml_provider.operators.evaluate import EvaluateOperator
-from airflow_ml_provider.operators.promote import TAG_PROMOTED_BY, PromoteModelOperator, current_alias_version
+from airflow_ml_provider.operators.promote import TAG_PROMOTED_BY, PromoteModelOperator
 from airflow_ml_provider.operators.simulate import SimulateOperator
 from airflow_ml_provider.operators.train import TrainOperator
 from airflow_ml_provider.sensors.model_gate import TAG_GATE_FINGERPRINT, TAG_GATE_RUN, TAG_GATE_STATUS

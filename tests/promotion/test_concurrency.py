@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from airflow_ml_provider.operators.promote import current_alias_version
+from airflow_ml_provider.models import current_alias_version
 from airflow_ml_provider.promotion import TAG_ATTEMPT_PREFIX, Outcome, previous_tag
 from tests.promotion._support import VERSIONS, Store, make_gated_versions, unique
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from airflow_ml_provider.locks import promotion_lock
-from airflow_ml_provider.operators.promote import current_alias_version
+from airflow_ml_provider.models import current_alias_version
 from airflow_ml_provider.promotion import TAG_ATTEMPT_PREFIX, Outcome, PromotionError, promote
 from tests.promotion._support import Store, make_gated_versions, unique
 

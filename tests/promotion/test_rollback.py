@@ -11,8 +11,7 @@ import pytest
 
 from airflow_ml_provider.cli.main import main
 from airflow_ml_provider.locks import promotion_lock
-from airflow_ml_provider.models import TAG_MODEL_FINGERPRINT
-from airflow_ml_provider.operators.promote import current_alias_version
+from airflow_ml_provider.models import TAG_MODEL_FINGERPRINT, current_alias_version
 from airflow_ml_provider.promotion import (
     TAG_ATTEMPT_PREFIX,
     Mode,

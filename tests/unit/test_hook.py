@@ -120,9 +120,7 @@ def test_artifact_location_falls_back_to_the_environment(monkeypatch: pytest.Mon
 
 def test_connection_without_uri_or_host_is_an_actionable_error(monkeypatch: pytest.MonkeyPatch) -> None:
     connection(monkeypatch, "mlflow_empty", extra={"default_experiment": "e"})
-    monkeypatch.setenv(
-        "MLFLOW_TRACKING_URI", "sqlite:////tmp/not-used.db"
-    )  # the connection exists: no fallback
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////tmp/not-used.db")  # the connection exists: no fallback
     with pytest.raises(ValueError) as excinfo:
         _ = MlflowHook("mlflow_empty").settings
     message = str(excinfo.value)
@@ -182,9 +180,7 @@ def test_operator_connection_default_and_config(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_login_becomes_basic_auth_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    connection(
-        monkeypatch, "mlflow_auth", host="mlflow.internal", port=5000, login="alice", password="pw-alice-1"
-    )
+    connection(monkeypatch, "mlflow_auth", host="mlflow.internal", port=5000, login="alice", password="pw-alice-1")
     assert MlflowHook("mlflow_auth").settings.tracking_uri
     assert os.environ["MLFLOW_TRACKING_USERNAME"] == "alice"
     assert os.environ["MLFLOW_TRACKING_PASSWORD"] == "pw-alice-1"
@@ -204,9 +200,7 @@ def test_credentials_do_not_leak_to_another_connection(monkeypatch: pytest.Monke
     assert (username, password) == (None, None), "mlflow_private's credentials are still in the environment"
 
 
-def test_get_client_and_experiment_with_artifact_location(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_get_client_and_experiment_with_artifact_location(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tracking = SESSION_TRACKING_URI  # the session's SQLite store (tests/conftest.py): no second migration
     connection(
         monkeypatch,
@@ -251,3 +245,25 @@ def test_registry_of_one_connection_does_not_leak_to_another(monkeypatch: pytest
 
     assert mlflow.get_registry_uri() == b_tracking
     assert b_client._registry_uri == b_tracking
+
+
+def test_registry_set_for_one_connection_is_not_read_back_as_the_users_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """mlflow.set_registry_uri() exports MLFLOW_REGISTRY_URI; the environment fallback of a later hook
+    (no connection) must not take that for a registry the user configured."""
+    a_registry = "http://registry-a.invalid:5000"
+    connection(
+        monkeypatch, "mlflow_a", extra={"tracking_uri": "http://tracking-a.invalid:5000", "registry_uri": a_registry}
+    )
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    MlflowHook("mlflow_a").get_client()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking-b.invalid:5000")
+
+    settings = MlflowHook("no_such_connection").settings
+
+    assert settings.tracking_uri == "http://tracking-b.invalid:5000"
+    assert settings.registry_uri is None
+
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "http://users-own-registry.invalid:5000")
+    assert MlflowHook("no_such_connection").settings.registry_uri == "http://users-own-registry.invalid:5000"
