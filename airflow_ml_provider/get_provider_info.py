@@ -97,7 +97,10 @@ def get_provider_info() -> dict[str, Any]:
                 "description": "Settings of airflow-ml-provider.",
                 "options": {
                     "artifact_root": {
-                        "description": "Directory where operators write datasets (features, predictions).",
+                        "description": (
+                            "Where operators write datasets (features, splits, predictions), content-addressed: "
+                            "a local directory or any fsspec URL such as s3://bucket/prefix."
+                        ),
                         "version_added": "0.1.0",
                         "type": "string",
                         "example": "/data/airflow-ml",

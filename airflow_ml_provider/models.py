@@ -6,6 +6,7 @@ import json
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -114,12 +115,26 @@ def load_model(model_uri: str) -> Any:
     return mlflow.pyfunc.load_model(model_uri)
 
 
-def fingerprint_model(model_uri: str) -> str:
-    """Fingerprint of the model's logged artifacts, as stored (download, then hash the tree)."""
+def fingerprint_model(model_uri: str, client: MlflowClient | None = None) -> str:
+    """Fingerprint of a model's artifact bytes, the same for every URI of it.
+
+    The model is downloaded into a fresh directory (against ``client``'s store when given) and its
+    tree hashed. MLflow adds a ``registered_model_meta`` file to downloads of ``models:/<name>/<version>``
+    (registry bookkeeping, not model bytes); it is left out, so the logged model and its registered
+    version have one fingerprint.
+    """
     import mlflow
 
     from airflow_ml_provider.lineage.fingerprint import fingerprint_directory
 
     with tempfile.TemporaryDirectory() as tmp:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp)
-        return fingerprint_directory(local)
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=model_uri,
+                dst_path=tmp,
+                tracking_uri=client.tracking_uri if client else None,
+                registry_uri=getattr(client, "_registry_uri", None) if client else None,
+            )
+        )
+        (local / "registered_model_meta").unlink(missing_ok=True)
+        return fingerprint_directory(local, cached=False)

@@ -90,7 +90,8 @@ class MLStepOperator(BaseOperator):
     :param mlflow_conn_id: MLflow connection (type ``mlflow``); default from
         ``[ml_provider] mlflow_conn_id``, then ``mlflow_default``, then ``MLFLOW_TRACKING_URI``.
     :param experiment_name: MLflow experiment; default the connection's default experiment, then the DAG id.
-    :param artifact_root: directory for datasets the step writes; default ``[ml_provider] artifact_root``,
+    :param artifact_root: directory or fsspec URL (e.g. ``s3://bucket/ml``) for datasets the step writes;
+        default ``[ml_provider] artifact_root``,
         then ``$AIRFLOW_HOME/ml_artifacts``.
     """
 

@@ -24,7 +24,7 @@ class FeaturizeOperator(MLStepOperator):
     Returns (XCom) the features' dataset reference: ``uri``, ``fingerprint``, ``rows``, ``columns``,
     ``schema``, ``size_bytes`` and the step's ``mlflow_run_id``.
 
-    :param raw_uri: raw dataset, a local path or ``file://`` URI to a ``.parquet`` or ``.csv`` file (templated).
+    :param raw_uri: raw dataset, a ``.parquet`` or ``.csv`` file: a local path or any fsspec URL (templated).
     :param transform: ``transform(df, **transform_params) -> DataFrame``.
     :param transform_params: keyword arguments for ``transform`` (templated).
     :param raw_suite: Great Expectations suite (JSON file) the raw data must pass (templated).

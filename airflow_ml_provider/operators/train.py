@@ -149,7 +149,7 @@ class TrainOperator(MLStepOperator):
         version = str(info["version"])
         from airflow_ml_provider import models
 
-        fingerprint = models.fingerprint_model(info["model_uri"])
+        fingerprint = models.fingerprint_model(info["model_uri"], client)
         task = self.task or ("classification" if hasattr(model, "predict_proba") else "regression")
         tags = {
             "airflow.dag_id": run.record.airflow["dag_id"],

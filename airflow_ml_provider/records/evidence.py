@@ -360,7 +360,7 @@ def _verify_artifact(client: MlflowClient, version: ModelVersion, subject: Subje
     if not subject.model_fingerprint:
         return [f"{subject.model_name} v{subject.model_version} has no recorded artifact fingerprint"]
     try:
-        current = fingerprint_artifact(client, version.source)
+        current = models.fingerprint_model(version.source, client)
     except Exception as e:
         return [f"model artifact {version.source} cannot be read: {type(e).__name__}: {e}"]
     if current != subject.model_fingerprint:
@@ -368,30 +368,6 @@ def _verify_artifact(client: MlflowClient, version: ModelVersion, subject: Subje
             f"model artifact changed after training: fingerprint now {current}, recorded {subject.model_fingerprint}"
         ]
     return []
-
-
-def fingerprint_artifact(client: MlflowClient, source: str) -> str:
-    """
-    Fingerprint of a version's artifact exactly as :func:`airflow_ml_provider.models.fingerprint_model`
-    computes it at training (download, then hash the tree; MLflow adds its ``registered_model_meta``
-    file to a ``models:/`` download, so hashing the stored directory in place would differ), but
-    against ``client``'s store rather than the process-global tracking URI. The download lands in a
-    fresh directory, so no cached digest of an earlier read can hide a change.
-    """
-    import tempfile
-
-    import mlflow
-
-    from airflow_ml_provider.lineage.fingerprint import fingerprint_directory
-
-    with tempfile.TemporaryDirectory() as tmp:
-        local = mlflow.artifacts.download_artifacts(
-            artifact_uri=source,
-            dst_path=tmp,
-            tracking_uri=client.tracking_uri,
-            registry_uri=getattr(client, "_registry_uri", None),
-        )
-        return fingerprint_directory(local)
 
 
 # ------------------------------------------------------------------------------------------------

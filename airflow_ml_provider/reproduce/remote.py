@@ -116,7 +116,7 @@ class AirflowApiRunner:
 
     url: str
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     timeout: float = 3600.0
     unpause: bool = False
     poll_interval: float = 2.0

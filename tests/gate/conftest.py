@@ -11,15 +11,15 @@ thing. Whole DAG runs are kept for what needs the scheduler loop (deferral, soft
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import DAGS
+from tests.support import make_context
 
 HERE = Path(__file__).parent
 EXAMPLE = DAGS / "breast_cancer"
@@ -50,27 +50,8 @@ TRAINING_TAGS = (
 )
 
 
-@dataclass
-class FakeTaskInstance:
-    """Test double of the runtime task instance: what the operators and the gate read."""
-
-    dag_id: str
-    run_id: str
-    task_id: str
-    try_number: int = 1
-    map_index: int = -1
-    xcoms: Mapping[str, Any] = field(default_factory=dict)
-
-    def xcom_pull(self, task_ids: str | None = None, **_: Any) -> Any:
-        return self.xcoms.get(task_ids) if task_ids is not None else None
-
-    def get_first_reschedule_date(self, context: Any) -> Any:
-        return None  # the first try: no reschedule yet
-
-
 def context(task_id: str, run_id: str | None = None, xcoms: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    run_id = run_id or f"manual__gate_{uuid.uuid4().hex[:10]}"
-    return {"ti": FakeTaskInstance(DAG_ID, run_id, task_id, xcoms=dict(xcoms or {}))}
+    return make_context(DAG_ID, task_id, run_id, xcoms)
 
 
 def gate(model: str, version: str, **kwargs: Any) -> Any:

@@ -11,28 +11,10 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from airflow_ml_provider.records.step_record import StepRecord, read_record
-
-
-@dataclass(frozen=True)
-class FakeTaskInstance:
-    """Test double of Airflow's RuntimeTaskInstance: only the attributes the operators read."""
-
-    dag_id: str
-    run_id: str
-    task_id: str
-    try_number: int = 1
-    map_index: int = -1
-
-
-def make_context(dag_id: str, task_id: str, run_id: str | None = None) -> dict[str, Any]:
-    """A fresh DAG run id per call, so each test's MLflow runs can be found without ambiguity."""
-    run_id = run_id or f"manual__test_{uuid.uuid4().hex[:12]}"
-    return {"ti": FakeTaskInstance(dag_id=dag_id, run_id=run_id, task_id=task_id)}
 
 
 def unique(prefix: str) -> str:
@@ -61,9 +43,7 @@ def the_step_run(client: Any, context: dict[str, Any]) -> Any:
     return runs[0]
 
 
-def assert_step_failed(
-    client: Any, context: dict[str, Any], error: BaseException, *must_name: str
-) -> StepRecord:
+def assert_step_failed(client: Any, context: dict[str, Any], error: BaseException, *must_name: str) -> StepRecord:
     """The step's MLflow run is FAILED and its step record says ``failed`` with this error."""
     run = the_step_run(client, context)
     assert run.info.status == "FAILED", f"MLflow step run {run.info.run_id} is {run.info.status}"

@@ -18,7 +18,8 @@ from airflow_ml_provider.datasets import DatasetError, write_frame
 from airflow_ml_provider.metrics import CLASSIFICATION_METRICS, UnknownMetricError
 from airflow_ml_provider.models import ModelReferenceError
 from airflow_ml_provider.operators.evaluate import EvaluateOperator
-from tests.operators._support import assert_step_failed, assert_step_succeeded, make_context, the_step_run
+from tests.operators._support import assert_step_failed, assert_step_succeeded, the_step_run
+from tests.support import make_context
 
 DAG = "ops_evaluate"
 

@@ -26,10 +26,10 @@ from tests.operators._support import (
     assert_nothing_written,
     assert_step_failed,
     assert_step_succeeded,
-    make_context,
     snapshot,
 )
 from tests.operators.conftest import FEATURES_SUITE, RAW_SUITE
+from tests.support import make_context
 
 DAG = "ops_featurize"
 
@@ -130,9 +130,7 @@ def test_raw_suite_violated_by_nulls(tmp_path: Path, raw_frame: Any, client: Any
     assert "expect_column_values_to_not_be_null" in message and "'mean radius'" in message
     assert "3 of 569" in message and "breast_cancer_raw" in message and str(raw) in message
     failed = excinfo.value.report.failures
-    assert [(f.expectation_type, f.column) for f in failed] == [
-        ("expect_column_values_to_not_be_null", "mean radius")
-    ]
+    assert [(f.expectation_type, f.column) for f in failed] == [("expect_column_values_to_not_be_null", "mean radius")]
     assert calls == [], "the transform ran on data that failed its expectations"
     record = assert_step_failed(client, context, excinfo.value, "expect_column_values_to_not_be_null")
     # the evidence is recorded even though the step failed
@@ -158,9 +156,7 @@ def test_raw_missing_column_per_suite(tmp_path: Path, raw_frame: Any, client: An
 
 def test_suite_with_unknown_expectation_type(tmp_path: Path, raw_data: Path, client: Any) -> None:
     suite = json.loads(RAW_SUITE.read_text())
-    suite["expectations"].append(
-        {"type": "expect_column_values_to_be_purple", "kwargs": {"column": "target"}}
-    )
+    suite["expectations"].append({"type": "expect_column_values_to_be_purple", "kwargs": {"column": "target"}})
     suite_file = tmp_path / "lossy_suite.json"
     suite_file.write_text(json.dumps(suite))
 

@@ -21,8 +21,9 @@ from airflow_ml_provider.operators.promote import TAG_PROMOTED_BY, PromoteModelO
 from airflow_ml_provider.operators.simulate import SimulateOperator
 from airflow_ml_provider.operators.train import TrainOperator
 from airflow_ml_provider.sensors.model_gate import TAG_GATE_FINGERPRINT, TAG_GATE_RUN, TAG_GATE_STATUS
-from tests.operators._support import assert_step_failed, assert_step_succeeded, make_context, unique
+from tests.operators._support import assert_step_failed, assert_step_succeeded, unique
 from tests.operators.conftest import SCENARIOS
+from tests.support import make_context
 
 DAG = "ops_promote"
 ALIAS = "champion"
@@ -93,9 +94,7 @@ def refused(candidate: dict[str, Any], client: Any, *reason: str) -> None:
     for text in reason:
         assert text in message
     assert current_alias_version(client, name, ALIAS) == alias_before
-    assert (
-        client.get_model_version(name, version).tags.get(TAG_PROMOTED_BY) is None or alias_before == version
-    )
+    assert client.get_model_version(name, version).tags.get(TAG_PROMOTED_BY) is None or alias_before == version
     assert_step_failed(client, context, excinfo.value, *reason)
 
 
@@ -104,16 +103,12 @@ def test_version_without_a_verdict_is_refused(candidate: dict[str, Any], gate_ta
     refused(candidate, client, "no passing gate verdict")
 
 
-def test_version_with_a_failed_verdict_is_refused(
-    candidate: dict[str, Any], gate_tags: Any, client: Any
-) -> None:
+def test_version_with_a_failed_verdict_is_refused(candidate: dict[str, Any], gate_tags: Any, client: Any) -> None:
     gate_tags({TAG_GATE_STATUS: "failed"})
     refused(candidate, client, "'failed'")
 
 
-def test_passed_verdict_for_other_bytes_is_refused(
-    candidate: dict[str, Any], gate_tags: Any, client: Any
-) -> None:
+def test_passed_verdict_for_other_bytes_is_refused(candidate: dict[str, Any], gate_tags: Any, client: Any) -> None:
     fingerprint = candidate["result"]["model_fingerprint"]
     other = "blake3:" + "0" * 64
     assert other != fingerprint

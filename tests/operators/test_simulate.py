@@ -12,8 +12,9 @@ import yaml
 from airflow_ml_provider import models
 from airflow_ml_provider.operators.simulate import SimulateOperator
 from airflow_ml_provider.scenarios import ScenarioFileError
-from tests.operators._support import assert_step_failed, assert_step_succeeded, make_context, the_step_run
+from tests.operators._support import assert_step_failed, assert_step_succeeded, the_step_run
 from tests.operators.conftest import SCENARIOS
+from tests.support import make_context
 
 DAG = "ops_simulate"
 
@@ -62,9 +63,7 @@ def test_missing_scenario_file(trained: dict[str, Any], tmp_path: Path, client: 
     assert_step_failed(client, context, excinfo.value, str(path))
 
 
-def test_failing_scenario_is_recorded_not_raised(
-    trained: dict[str, Any], tmp_path: Path, client: Any
-) -> None:
+def test_failing_scenario_is_recorded_not_raised(trained: dict[str, Any], tmp_path: Path, client: Any) -> None:
     scenarios = example_scenarios()
     benign = scenarios[0]
     assert benign["name"] == "typical_benign" and benign["expect"] == {"equals": 1}

@@ -20,14 +20,13 @@ from airflow_ml_provider import models
 from airflow_ml_provider.datasets import DatasetError, write_frame
 from airflow_ml_provider.operators.base import code_identity
 from airflow_ml_provider.operators.train import TrainOperator
-from airflow_ml_provider.records.evidence import fingerprint_artifact
 from tests.operators._support import (
     assert_step_failed,
     assert_step_succeeded,
-    make_context,
     model_versions,
     unique,
 )
+from tests.support import make_context
 
 DAG = "ops_train"
 TARGET = "label"
@@ -95,9 +94,7 @@ def trainer(features: Any, train: Any = fit_logistic, **kwargs: Any) -> TrainOpe
     return TrainOperator(task_id="train", features=features, train=train, **kwargs)
 
 
-def run_failing(
-    op: TrainOperator, error_type: type[BaseException], client: Any
-) -> tuple[dict[str, Any], Any]:
+def run_failing(op: TrainOperator, error_type: type[BaseException], client: Any) -> tuple[dict[str, Any], Any]:
     context = make_context(DAG, op.task_id)
     with pytest.raises(error_type) as excinfo:
         op.execute(context)
@@ -148,9 +145,7 @@ def test_features_too_small_to_split(tmp_path: Path, client: Any) -> None:
 @pytest.mark.parametrize(
     ("train", "returned"), [(returns_none, "NoneType"), (returns_coefficients, "dict")], ids=["none", "dict"]
 )
-def test_train_not_returning_a_model(
-    features: dict[str, Any], client: Any, train: Any, returned: str
-) -> None:
+def test_train_not_returning_a_model(features: dict[str, Any], client: Any, train: Any, returned: str) -> None:
     context, excinfo = run_failing(trainer(features, train=train), TypeError, client)
     message = str(excinfo.value)
     assert code_identity(train) in message and f"returned {returned}" in message and "predict()" in message
@@ -204,9 +199,7 @@ def test_non_callable_train_rejected_at_construction() -> None:
 # --- success ------------------------------------------------------------------------------------------
 
 
-def test_registered_version_is_tagged(
-    trained: dict[str, Any], featurized: dict[str, Any], client: Any
-) -> None:
+def test_registered_version_is_tagged(trained: dict[str, Any], featurized: dict[str, Any], client: Any) -> None:
     result, ti = trained["result"], trained["context"]["ti"]
     version = client.get_model_version(result["model_name"], result["version"])
     tags = version.tags
@@ -215,7 +208,7 @@ def test_registered_version_is_tagged(
     assert tags["airflow.task_id"] == ti.task_id
     assert tags[models.TAG_MODEL_FINGERPRINT] == result["model_fingerprint"]
     # the bytes the gate re-verifies (the version's source) are the bytes fingerprinted at training
-    assert fingerprint_artifact(client, version.source) == result["model_fingerprint"]
+    assert models.fingerprint_model(version.source, client) == result["model_fingerprint"]
     assert tags[models.TAG_FEATURES_FINGERPRINT] == featurized["result"]["fingerprint"]
     assert tags[models.evidence_tag("featurize")] == featurized["result"]["mlflow_run_id"]
     assert tags[models.TAG_TARGET] == "target" and tags[models.TAG_TASK] == "classification"

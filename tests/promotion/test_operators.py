@@ -4,8 +4,6 @@ what each outcome does to the task, and what the step record and the version say
 from __future__ import annotations
 
 import json
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,23 +15,13 @@ from airflow_ml_provider.operators.rollback import RollbackModelOperator
 from airflow_ml_provider.promotion import TAG_ATTEMPT_PREFIX, TAG_PROMOTED_BY, promote
 from airflow_ml_provider.records.step_record import read_record
 from tests.promotion._support import Store, make_gated_versions, unique
+from tests.support import make_context
 
 DAG_ID = "promotion_operator_tests"
 
 
-@dataclass(frozen=True)
-class FakeTaskInstance:
-    """The attributes of Airflow's runtime task instance that the operators read."""
-
-    dag_id: str
-    run_id: str
-    task_id: str
-    try_number: int = 1
-    map_index: int = -1
-
-
 def context(task_id: str) -> dict[str, Any]:
-    return {"ti": FakeTaskInstance(DAG_ID, f"manual__{uuid.uuid4().hex[:12]}", task_id)}
+    return make_context(DAG_ID, task_id)
 
 
 @pytest.fixture

@@ -147,9 +147,10 @@ def deployment(original: dict[str, Any], tmp_path_factory: Any) -> Iterator[dict
                 os.killpg(proc.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+        deadline = time.monotonic() + 30  # graceful shutdown, then SIGKILL
         for proc in procs.values():
             try:
-                proc.wait(timeout=30)
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
             try:
@@ -180,16 +181,23 @@ def test_unreachable_url_fails_quickly(original: dict[str, Any], tmp_path: Path,
 
 
 def test_wrong_password_is_an_authentication_error(
-    original: dict[str, Any], deployment: dict[str, Any], tmp_path: Path, capsys: Any
+    original: dict[str, Any], deployment: dict[str, Any], tmp_path: Path, capsys: Any, monkeypatch: Any
 ) -> None:
     runs_before = len(_dag_runs(deployment))
+    target = f"models:/{MODEL}/{original['version']}"
 
-    code = main(["reproduce", f"models:/{MODEL}/{original['version']}", "--airflow-url", deployment["url"],
+    code = main(["reproduce", target, "--airflow-url", deployment["url"],
                  "--airflow-user", "admin", "--airflow-password", "not-the-password", "--report-dir", str(tmp_path)])
 
     assert code == 2
     err = capsys.readouterr().err
     assert "authentication failed" in err and "'admin'" in err, err
+
+    monkeypatch.delenv("AIRFLOW_ML_AIRFLOW_USER", raising=False)
+    monkeypatch.delenv("AIRFLOW_ML_AIRFLOW_PASSWORD", raising=False)
+    assert main(["reproduce", target, "--airflow-url", deployment["url"], "--report-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "authentication failed" in err and "requires credentials" in err, err
     assert len(_dag_runs(deployment)) == runs_before, "nothing was triggered"
 
 
