@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
     from mlflow import MlflowClient
 
+    from airflow_ml_provider.datasets import DatasetRef
     from airflow_ml_provider.hooks.mlflow import MlflowHook
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,28 @@ class StepRun:
 
     def log_dict(self, data: Any, artifact_file: str) -> None:
         self.client.log_dict(self.run_id, data, artifact_file)
+
+    def record_input(self, role: str, ref: DatasetRef) -> None:
+        """Record a dataset the step read, in the step record and as an MLflow dataset input.
+
+        MLflow's own dataset digest hashes only the first 10,000 rows, so the input is logged with
+        our content fingerprint instead: its first 32 hex digits as MLflow's digest (the registry
+        column holds 36 characters) and the whole fingerprint in the dataset profile.
+        """
+        import json as _json
+
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        self.record.inputs.append({"role": role, **ref.to_dict()})
+        dataset = Dataset(
+            name=f"{role}:{ref.uri.rsplit('/', 1)[-1]}",
+            digest=ref.fingerprint.split(":", 1)[-1][:32],
+            source_type="local" if ref.is_local else "fsspec",
+            source=_json.dumps({"uri": ref.uri}),
+            schema=_json.dumps({"mlflow_colspec": [{"name": n, "type": t} for n, t in ref.schema.items()]}),
+            profile=_json.dumps({"fingerprint": ref.fingerprint, "num_rows": ref.rows, "size_bytes": ref.size_bytes}),
+        )
+        self.client.log_inputs(self.run_id, datasets=[DatasetInput(dataset, [InputTag("mlflow.data.context", role)])])
 
 
 @contextmanager

@@ -79,7 +79,7 @@ class EvaluateOperator(ModelStepOperator):
         ref, version = self.open_model(hook, run)
         holdout_ref, holdout = read_verified(self.holdout, "holdout dataset")
         self._lineage_inputs.append(file_dataset(holdout_ref))
-        run.record.inputs.append({"role": "holdout", **holdout_ref.to_dict()})
+        run.record_input("holdout", holdout_ref)
 
         target = self.target_column or version.tags.get(models.TAG_TARGET)
         task = self.task or version.tags.get(models.TAG_TASK) or "classification"

@@ -77,7 +77,7 @@ class FeaturizeOperator(MLStepOperator):
         raw = read_frame(self.raw_uri, "raw dataset")
         raw_ref = describe(self.raw_uri, raw)
         self._lineage_inputs = [file_dataset(raw_ref)]
-        run.record.inputs.append({"role": "raw", **raw_ref.to_dict()})
+        run.record_input("raw", raw_ref)
         run.log_params(
             {"raw_uri": raw_ref.uri, "raw_fingerprint": raw_ref.fingerprint, **self.transform_params}
         )

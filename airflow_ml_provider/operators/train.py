@@ -94,7 +94,7 @@ class TrainOperator(MLStepOperator):
 
         features_ref, features = read_verified(self.features, "features")
         self._lineage_inputs = [file_dataset(features_ref)]
-        run.record.inputs.append({"role": "features", **features_ref.to_dict()})
+        run.record_input("features", features_ref)
         if self.target_column not in features.columns:
             raise DatasetError(
                 f"features {features_ref.uri} have no target column {self.target_column!r}; "

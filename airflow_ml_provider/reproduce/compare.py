@@ -27,6 +27,7 @@ class StepComparison:
     outputs: list[dict[str, Any]] = field(default_factory=list)  # role, original, reproduced, outcome
     metrics: list[dict[str, Any]] = field(default_factory=list)  # name, original, reproduced, delta, outcome
     changed_params: dict[str, list[Any]] = field(default_factory=dict)  # name -> [original, reproduced]
+    rerun_failed: bool = False
 
 
 @dataclass
@@ -102,9 +103,13 @@ def _metric_outcome(original: float | None, reproduced: float | None, tolerance:
     return delta, WITHIN_TOLERANCE if abs(delta) <= tolerance else DIFFERENT
 
 
-def _packages(record: StepRecord) -> Mapping[str, str]:
-    environment = record.to_dict().get("environment") or {}
-    return environment.get("packages") or {} if isinstance(environment, Mapping) else {}
+def _packages(record: StepRecord) -> Mapping[str, Any]:
+    """Versions of the packages the step used, plus the digest of the whole installed set."""
+    environment = record.environment if isinstance(record.environment, Mapping) else {}
+    packages = dict(environment.get("packages") or {})
+    if environment.get("packagesDigest"):
+        packages["(all installed packages, digest)"] = environment["packagesDigest"]
+    return packages
 
 
 def compare_step(original: StepRecord, reproduced: StepRecord | None, tolerance: float) -> StepComparison:
@@ -141,7 +146,7 @@ def compare_step(original: StepRecord, reproduced: StepRecord | None, tolerance:
         outcome = DIFFERENT
     else:
         outcome = WITHIN_TOLERANCE
-    return StepComparison(task_id, original.step, outcome, outputs, metrics, changed)
+    return StepComparison(task_id, original.step, outcome, outputs, metrics, changed, reproduced.status != "success")
 
 
 def build_report(
@@ -177,7 +182,7 @@ def build_report(
     train = next((r for r in reproduced_steps.values() if r.step == "train"), None)
     version = str((train.model or {}).get("version")) if train and train.model else None
     metric_outcomes = [m["outcome"] for s in steps for m in s.metrics]
-    failed = [s.task_id for s in steps if s.outcome == DIFFERENT and not s.metrics and not s.outputs]
+    failed = [s.task_id for s in steps if s.rerun_failed]
     reproduced = bool(metric_outcomes) and DIFFERENT not in metric_outcomes and not failed
     if not metric_outcomes:
         summary = "no evaluation was re-run, so the model's metrics could not be compared"
@@ -185,7 +190,14 @@ def build_report(
         summary = f"all metrics within {tolerance:g} of the original"
     else:
         bad = [f"{s.task_id}.{m['name']}" for s in steps for m in s.metrics if m["outcome"] == DIFFERENT]
-        summary = f"metrics differ beyond {tolerance:g}: {', '.join(bad) or failed}"
+        summary = "; ".join(
+            part
+            for part in (
+                f"metrics differ beyond {tolerance:g}: {', '.join(bad)}" if bad else "",
+                f"re-run failed: {', '.join(failed)}" if failed else "",
+            )
+            if part
+        )
     return ReproductionReport(
         target=target,
         original_run=original_run,

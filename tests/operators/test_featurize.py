@@ -243,3 +243,15 @@ def test_success_writes_content_addressed_features(featurized: dict[str, Any], c
         ("features", True),
     ]
     assert read_record(client, result["mlflow_run_id"]).status == "success"
+
+
+def test_raw_input_is_logged_to_mlflow_with_our_full_content_fingerprint(
+    featurized: dict[str, Any], client: Any
+) -> None:
+    """MLflow's own dataset digest covers only the first 10,000 rows; the input carries ours."""
+    run = client.get_run(featurized["result"]["mlflow_run_id"])
+    raw_fingerprint = read_record(client, run.info.run_id).inputs[0]["fingerprint"]
+    (dataset_input,) = run.inputs.dataset_inputs
+    assert json.loads(dataset_input.dataset.profile)["fingerprint"] == raw_fingerprint
+    assert raw_fingerprint.split(":", 1)[1].startswith(dataset_input.dataset.digest)
+    assert [t.value for t in dataset_input.tags if t.key == "mlflow.data.context"] == ["raw"]
