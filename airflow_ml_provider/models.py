@@ -104,6 +104,28 @@ def is_sklearn_estimator(model: Any) -> bool:
     )
 
 
+_FLAVOR_REQUIREMENTS = {
+    "sklearn": ("mlflow", "scikit-learn", "scipy", "numpy", "pandas", "skops", "cloudpickle"),
+    "pyfunc": ("mlflow", "cloudpickle", "numpy", "pandas", "airflow-ml-provider"),
+}
+
+
+def default_pip_requirements(flavor: str, model: Any) -> list[str]:
+    """Pinned installed versions of what loading the model needs, plus the model's own library."""
+    import importlib.metadata as metadata
+
+    names = list(_FLAVOR_REQUIREMENTS[flavor])
+    top_module = type(model).__module__.split(".")[0]
+    names += metadata.packages_distributions().get(top_module, [])
+    pinned = []
+    for name in dict.fromkeys(names):
+        try:
+            pinned.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return pinned
+
+
 def load_model(model_uri: str) -> Any:
     """Load a model for scoring: the native scikit-learn object when it has that flavor (so
     ``predict_proba`` is available), otherwise the pyfunc model."""

@@ -37,6 +37,8 @@ class TrainOperator(MLStepOperator):
     :param train_params: keyword arguments for ``train`` (templated), logged as MLflow params.
     :param holdout_fraction: share of rows held out for evaluation (0 < f < 1).
     :param seed: split seed, also passed to ``train`` when it declares a ``seed`` argument.
+    :param pip_requirements: requirements logged with the model; default the installed versions of
+        mlflow, the model's library and its serialisation dependencies.
     :param task: ``classification`` or ``regression``, recorded for evaluation; default: classification
         when the model has ``predict_proba``.
     """
@@ -63,6 +65,7 @@ class TrainOperator(MLStepOperator):
         holdout_fraction: float = 0.2,
         seed: int = 42,
         task: str | None = None,
+        pip_requirements: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("multiple_outputs", True)  # so that train.output["holdout"] works
@@ -79,6 +82,7 @@ class TrainOperator(MLStepOperator):
         if task not in (None, "classification", "regression"):
             raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
         self.task = task
+        self.pip_requirements = list(pip_requirements) if pip_requirements else None
 
     @property
     def code(self) -> str:
@@ -200,29 +204,33 @@ class TrainOperator(MLStepOperator):
         import mlflow
         from mlflow.models import infer_signature
 
-        from airflow_ml_provider.models import is_sklearn_estimator
+        from airflow_ml_provider.models import default_pip_requirements, is_sklearn_estimator
 
         example = x_train.head(5)
         signature = infer_signature(example, model.predict(example))
+        flavor = "sklearn" if is_sklearn_estimator(model) else "pyfunc"
+        # Explicit requirements: MLflow's inference runs a subprocess (~9 s) and pins whatever the
+        # task process happens to import (pytest, rich...). The installed versions are exact.
+        requirements = self.pip_requirements or default_pip_requirements(flavor, model)
         with mlflow.start_run(run_id=run.run_id):
-            if is_sklearn_estimator(model):
-                flavor = "sklearn"
+            if flavor == "sklearn":
                 info = mlflow.sklearn.log_model(
                     model,
                     name="model",
                     signature=signature,
                     input_example=example,
                     registered_model_name=self.registered_model_name,
+                    pip_requirements=requirements,
                 )
             else:
                 from airflow_ml_provider._pyfunc import PredictWrapper
 
-                flavor = "pyfunc"
                 info = mlflow.pyfunc.log_model(
                     name="model",
                     python_model=PredictWrapper(model),
                     signature=signature,
                     input_example=example,
                     registered_model_name=self.registered_model_name,
+                    pip_requirements=requirements,
                 )
         return {"version": info.registered_model_version, "model_uri": info.model_uri, "flavor": flavor}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -54,8 +53,7 @@ def parse_set(assignments: list[str]) -> dict[str, dict[str, Any]]:
 
 def verify_raw_inputs(recorded: RecordedRun) -> list[dict[str, Any]]:
     """Every raw input must still have its recorded fingerprint; stop before running anything if not."""
-    from airflow_ml_provider.datasets import local_path
-    from airflow_ml_provider.lineage.fingerprint import fingerprint_file
+    from airflow_ml_provider.datasets import fingerprint_uri
 
     checked = []
     for record in recorded.steps.values():
@@ -63,10 +61,9 @@ def verify_raw_inputs(recorded: RecordedRun) -> list[dict[str, Any]]:
             if entry.get("role") != "raw":
                 continue
             uri, expected = str(entry["uri"]), str(entry["fingerprint"])
-            path = local_path(uri)
-            if not path.is_file():
+            current = fingerprint_uri(uri, "raw dataset")
+            if current is None:
                 raise RawDataChanged(f"raw dataset {uri} no longer exists (recorded fingerprint {expected})")
-            current = fingerprint_file(path)
             if current != expected:
                 raise RawDataChanged(
                     f"raw dataset {uri} has changed since the original run: recorded fingerprint {expected}, "
@@ -202,7 +199,3 @@ def write_report(report: ReproductionReport, directory: str | Path) -> tuple[Pat
     md.write_text(report.to_markdown())
     js.write_text(report.to_json())
     return md, js
-
-
-def overrides_summary(overrides: Mapping[str, Mapping[str, Any]]) -> str:
-    return ", ".join(f"{t}.{k}={v!r}" for t, p in overrides.items() for k, v in p.items()) or "none"
