@@ -40,6 +40,8 @@ cat <<MSG
 Where to look:
   task logs        $DEMO/last-run.log
   lineage events   $DEMO/lineage/events.jsonl
+  lineage graph    source .demo/env.sh && airflow-ml lineage models:/breast_cancer_classifier@champion
+  predictions      $DEMO/artifacts/predictions/
   MLflow UI        source .demo/env.sh && mlflow ui --backend-store-uri "\$MLFLOW_TRACKING_URI"
   Airflow          source .demo/env.sh && airflow dags list-runs breast_cancer_retrain
 MSG

@@ -12,6 +12,10 @@ COMMANDS = ("status", "lineage", "reproduce", "rollback")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import os
+
+    # MLflow's download progress bars would interleave with our output on the terminal.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     parser = argparse.ArgumentParser(prog="airflow-ml", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:

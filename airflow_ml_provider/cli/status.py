@@ -45,4 +45,25 @@ def run(args: argparse.Namespace) -> int:
     else:
         gate = latest.tags.get(TAG_GATE_STATUS, "not run")
         print(f"\nLatest version {latest.version} was not promoted; gate: {gate}.")
+        for check in _failed_checks(client, latest):
+            print(f"  FAILED {check['name']}: {check['reason']}")
     return 0
+
+
+def _failed_checks(client: Any, version: Any) -> list[dict[str, Any]]:
+    """The failed checks of the version's recorded verdict (empty when there is none to read)."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from airflow_ml_provider.sensors.model_gate import TAG_GATE_RUN, VERDICT_ARTIFACT
+
+    run_id = version.tags.get(TAG_GATE_RUN)
+    if not run_id:
+        return []
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            verdict = json.loads(Path(client.download_artifacts(run_id, VERDICT_ARTIFACT, tmp)).read_text())
+    except Exception as e:  # the status view must still print
+        return [{"name": "verdict", "reason": f"cannot be read: {e}"}]
+    return [c for c in verdict.get("checks", []) if not c.get("passed")]

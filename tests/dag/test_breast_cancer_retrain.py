@@ -172,6 +172,23 @@ def test_metric_below_threshold_blocks_the_gate(good_run: Any, mlflow_client: An
     assert "< 0.999" in failed["metric:accuracy:threshold"]
 
 
+def test_status_command_explains_why_the_latest_version_was_not_promoted(
+    good_run: Any, mlflow_client: Any, capsys: Any
+) -> None:
+    from airflow_ml_provider.cli.main import main
+
+    run_dag(DAG_ID, {"raw_uri": str(RAW_URI), "min_accuracy": 0.999})
+    capsys.readouterr()
+
+    assert main(["status", MODEL]) == 0
+
+    out = capsys.readouterr().out
+    latest = versions(mlflow_client)[-1]
+    assert f"alias 'champion' -> {champion(mlflow_client)}" in out
+    assert f"Latest version {latest} was not promoted; gate: failed." in out
+    assert "FAILED metric:accuracy:threshold: accuracy" in out
+
+
 def step_record(client: Any, dag_run_id: str, task_id: str) -> dict[str, Any]:
     runs = client.search_runs(
         [client.get_experiment_by_name(DAG_ID).experiment_id],
