@@ -11,26 +11,23 @@ cached re-fingerprint time of the unchanged file (in-process cache, then the on-
 process would see it). ``--explore`` also times chunk sizes and blake3 thread counts. The file is removed.
 Exits 1 when the ratio is below the target.
 
-Recorded (2 cores, 23 GiB RAM, /tmp on the same virtio disk as the checkout; the machine was shared with
-other test runs, load average 4-9, so single figures swing by +-40%):
+Recorded 2026-11-27 (2 cores, 23 GiB RAM, /tmp on the same virtio disk as the checkout).
 
-    runs of the default (1 MiB chunks, max_threads AUTO): plain read 3.9-5.4 GiB/s, fingerprint
-    1.7-2.4 GiB/s, ratio 0.39x-0.46x (median of 3 interleaved runs); cached re-fingerprint 9-10 us in the
-    same process, 100-140 us from the on-disk cache (open + fstat + one small JSON read).
+Current implementation (reading and hashing overlapped: a reader thread fills one of three 8 MiB
+buffers while blake3 with max_threads AUTO hashes the previous one), load average ~1:
 
-    --explore, best of 3 interleaved rounds, GiB/s (two sessions):
-        chunk     plain read   max_threads=1   max_threads=2   AUTO
-        256 KiB   8.0 / 4.7    3.4 / 3.0       3.0 / 3.2       2.3 / 2.9
-        1 MiB     6.8 / 7.6    3.1 / 3.3       4.0 / 2.9       4.0 / 2.9
-        4 MiB     5.7 / 6.1    2.7 / 3.1       2.9 / 2.9       2.6 / 2.5
-        16 MiB    6.5 / 7.1    2.7 / 3.2       2.8 / 2.8       2.3 / 2.6
-        update_mmap (no copy): max_threads=1 3.3 / 4.7, AUTO 4.5 / 3.8
+    plain read 6.6-6.7 GiB/s, fingerprint 4.8-5.5 GiB/s, ratio 0.73x (median of 3 interleaved runs);
+    first fingerprint of the 1 GiB file 194 ms; cached re-fingerprint 9 us in the same process,
+    470 us from the on-disk cache (open + fstat + one small JSON read).
 
-Choice: 1 MiB chunks (the buffer stays in cache between the copy and the hash; 4 MiB and 16 MiB are slower
-with every thread count) and max_threads AUTO (the best figure when a second core is free, about equal to
-one thread when it is not). ``update_mmap`` is sometimes faster but is not used: a file truncated by
-another process while it is mapped kills the task with SIGBUS instead of raising, and the read loop lets
-the fingerprint notice a file changing under it.
+Before, reading then hashing one after the other in 1 MiB pieces, the ratio was 0.36x on the same
+quiet machine (plain 7.6 GiB/s, fingerprint 2.7 GiB/s) and 0.39-0.46x under load: below the target.
+A prototype on a cached 1 GiB file (GiB/s, middle of 3): serial 1 MiB 2.8, 4 MiB 2.8, 16 MiB 3.7;
+overlapped 1 MiB 3.9, 4 MiB 5.0, 16 MiB 5.2; plain read 7.4. In memory blake3 AUTO reaches 11 GiB/s
+with 16 MiB pieces, so hashing is not the limit once it no longer waits for the reads.
+
+``update_mmap`` is not used: a file truncated by another process while it is mapped kills the task
+with SIGBUS instead of raising, and the read loop lets the fingerprint notice a file changing under it.
 """
 
 from __future__ import annotations
