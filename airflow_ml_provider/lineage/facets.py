@@ -49,6 +49,7 @@ class MLflowRunFacet(RunFacet):
     experimentId: str | None = attr.field(default=None)  # noqa: N815
     parentRunId: str | None = attr.field(default=None)  # noqa: N815
     trackingUri: str | None = attr.field(default=None)  # noqa: N815
+    manifestPath: str | None = attr.field(default=None)  # noqa: N815
 
     @staticmethod
     def _get_schema() -> str:
@@ -290,6 +291,7 @@ def _int(value: Any) -> int | None:
 
 def mlflow_run_facet(run: StepRun) -> MLflowRunFacet:
     from airflow_ml_provider.lineage.datasets import strip_credentials
+    from airflow_ml_provider.tracking import MANIFEST_DIR
 
     uri = getattr(run, "tracking_uri", None)
     return MLflowRunFacet(
@@ -297,6 +299,7 @@ def mlflow_run_facet(run: StepRun) -> MLflowRunFacet:
         experimentId=_opt_str(getattr(run, "experiment_id", None)),
         parentRunId=_opt_str(getattr(run, "parent_run_id", None)),
         trackingUri=strip_credentials(uri) if uri else None,
+        manifestPath=MANIFEST_DIR if getattr(run, "parent_run_id", None) else None,
     )
 
 

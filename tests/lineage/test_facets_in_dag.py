@@ -126,6 +126,10 @@ def test_every_step_carries_mlflow_environment_and_hardware(good: Run, mlflow_cl
         assert link["runId"] == run.info.run_id, task
         assert link["experimentId"] == run.info.experiment_id
         assert link["trackingUri"] == os.environ["MLFLOW_TRACKING_URI"]
+        # the run manifest that `airflow-ml reproduce` reads is reachable from lineage
+        assert link["parentRunId"] == run.data.tags["mlflow.parentRunId"]
+        manifest = mlflow_client.list_artifacts(link["parentRunId"], f"{link['manifestPath']}/steps")
+        assert f"{link['manifestPath']}/steps/{task}.json" in {a.path for a in manifest}, task
         # and back: the MLflow run names the OpenLineage run of this task's events
         assert run.data.tags.get("openlineage.run_id") == event["run"]["runId"], task
         assert run.data.tags.get("airflow_ml.environment.packages_digest") == digest
