@@ -31,6 +31,7 @@ bench: install
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy airflow_ml_provider --ignore-missing-imports
 
 clean-demo:
 	rm -rf $(DEMO)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow.pyfunc
+from mlflow.pyfunc import PythonModel
 
 
-class PredictWrapper(mlflow.pyfunc.PythonModel):
+class PredictWrapper(PythonModel):
     """Serves any object with a ``predict(frame)`` method through MLflow's pyfunc interface."""
 
     def __init__(self, model: Any) -> None:

@@ -14,7 +14,7 @@ OpenLineage objects are built only when the listener asks, so DAG parsing never 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -23,6 +23,7 @@ from airflow_ml_provider.datasets import DatasetRef, is_local, local_path
 
 if TYPE_CHECKING:
     from openlineage.client.event_v2 import Dataset
+    from openlineage.client.generated.base import OutputDatasetFacet
 
 FILE_NAMESPACE = "file"
 MEMORY_NAMESPACE = "memory"
@@ -98,6 +99,7 @@ def redact_secrets(params: Mapping[str, Any]) -> dict[str, Any]:
     Values under credential-like names become ``***``; connection passwords and other secrets Airflow
     masks, and values of credential environment variables, are replaced wherever they appear in strings.
     """
+    airflow_redact: Callable[..., Any] | None
     try:
         from airflow.sdk._shared.secrets_masker import redact as airflow_redact
     except Exception:  # outside a task (tests, CLI): only our own rules apply
@@ -261,7 +263,7 @@ def to_output(ds: LineageDataset) -> Dataset:
     from openlineage.client.event_v2 import OutputDataset
     from openlineage.client.facet_v2 import output_statistics_output_dataset
 
-    output_facets = {}
+    output_facets: dict[str, OutputDatasetFacet] = {}
     if ds.rows is not None or ds.size_bytes is not None:
         output_facets["outputStatistics"] = (
             output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(

@@ -359,6 +359,8 @@ def _verify_artifact(client: MlflowClient, version: ModelVersion, subject: Subje
     """The bytes in the registry must still be the bytes that were trained and fingerprinted."""
     if not subject.model_fingerprint:
         return [f"{subject.model_name} v{subject.model_version} has no recorded artifact fingerprint"]
+    if not version.source:
+        return [f"{subject.model_name} v{subject.model_version} has no artifact source in the registry"]
     try:
         current = models.fingerprint_model(version.source, client)
     except Exception as e:
