@@ -69,22 +69,7 @@ class Stats:
 stats = Stats()
 
 
-class _MemoryCache(dict[_Key, str]):
-    def pop(self, key: _Key, *default: Any) -> Any:  # type: ignore[override]
-        """Popping an entry forces a re-hash, so the on-disk entry goes too."""
-        _disk_drop(key)
-        return super().pop(key, *default)
-
-
-_memory = _MemoryCache()
-# Deprecated, kept for records/evidence.py (``_cache.pop(_stat_key(file))`` to force a re-hash):
-# call ``fingerprint_directory(root, cached=False)`` instead.
-_cache = _memory
-
-
-def _stat_key(path: str | os.PathLike[str]) -> _Key:
-    real = os.path.realpath(path)
-    return _key(real, os.stat(real))
+_memory: dict[_Key, str] = {}
 
 
 class FingerprintError(OSError):
@@ -378,12 +363,3 @@ def _disk_put(key: _Key, digest: str) -> None:
             raise
     except OSError:
         pass  # a cache that cannot be written only costs a re-hash later
-
-
-def _disk_drop(key: _Key) -> None:
-    directory = _cache_dir()
-    if directory is not None:
-        try:
-            _entry_path(directory, key).unlink(missing_ok=True)
-        except OSError:
-            pass

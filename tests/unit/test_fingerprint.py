@@ -209,14 +209,3 @@ def test_a_group_writable_cache_directory_is_not_used(tmp_path: Path, disk_cache
     path = settled(write(tmp_path / "data.bin", os.urandom(1000)))
     fingerprint_file(path)
     assert list(disk_cache.iterdir()) == []
-
-
-def test_popping_the_legacy_cache_forces_a_re_read(tmp_path: Path, disk_cache: Path) -> None:
-    """records/evidence.py drops entries through ``_cache.pop(_stat_key(path))`` to re-hash the bytes."""
-    path = settled(write(tmp_path / "data.bin", os.urandom(1000)))
-    fingerprint_file(path)
-    fingerprint._cache.pop(fingerprint._stat_key(path), None)
-    assert list(disk_cache.glob("*.json")) == []
-    hashed = fingerprint.stats.bytes_hashed
-    fingerprint_file(path)
-    assert fingerprint.stats.bytes_hashed == hashed + 1000
