@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Mapping
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -126,15 +128,28 @@ def default_pip_requirements(flavor: str, model: Any) -> list[str]:
     return pinned
 
 
+@contextmanager
+def quiet_serialization() -> Iterator[None]:
+    """Silence the warnings skops raises while (de)serialising scikit-learn models.
+
+    skops looks functions up across every loaded module, which touches each deprecated Airflow
+    attribute: over a thousand DeprecatedImportWarning lines per task log, none about the user's code.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"skops\.")
+        yield
+
+
 def load_model(model_uri: str) -> Any:
     """Load a model for scoring: the native scikit-learn object when it has that flavor (so
     ``predict_proba`` is available), otherwise the pyfunc model."""
     import mlflow
     from mlflow.models import get_model_info
 
-    if "sklearn" in get_model_info(model_uri).flavors:
-        return mlflow.sklearn.load_model(model_uri)
-    return mlflow.pyfunc.load_model(model_uri)
+    with quiet_serialization():
+        if "sklearn" in get_model_info(model_uri).flavors:
+            return mlflow.sklearn.load_model(model_uri)
+        return mlflow.pyfunc.load_model(model_uri)
 
 
 def fingerprint_model(model_uri: str, client: MlflowClient | None = None) -> str:

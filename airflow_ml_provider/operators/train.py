@@ -204,7 +204,7 @@ class TrainOperator(MLStepOperator):
         import mlflow
         from mlflow.models import infer_signature
 
-        from airflow_ml_provider.models import default_pip_requirements, is_sklearn_estimator
+        from airflow_ml_provider.models import default_pip_requirements, is_sklearn_estimator, quiet_serialization
 
         example = x_train.head(5)
         signature = infer_signature(example, model.predict(example))
@@ -212,7 +212,7 @@ class TrainOperator(MLStepOperator):
         # Explicit requirements: MLflow's inference runs a subprocess (~9 s) and pins whatever the
         # task process happens to import (pytest, rich...). The installed versions are exact.
         requirements = self.pip_requirements or default_pip_requirements(flavor, model)
-        with mlflow.start_run(run_id=run.run_id):
+        with mlflow.start_run(run_id=run.run_id), quiet_serialization():
             if flavor == "sklearn":
                 info = mlflow.sklearn.log_model(
                     model,

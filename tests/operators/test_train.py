@@ -253,3 +253,18 @@ def test_non_sklearn_model_is_logged_as_pyfunc_and_loads_back(features: dict[str
     tags = client.get_model_version(op.registered_model_name, result["version"]).tags
     assert tags[models.TAG_MODEL_FINGERPRINT] == result["model_fingerprint"]
     assert tags["airflow.task_id"] == "train"
+
+
+def test_logging_a_model_does_not_flood_the_task_log_with_airflow_deprecations(features: dict[str, Any]) -> None:
+    """skops walks every loaded module while serialising; each deprecated Airflow attribute it touches
+    would otherwise become a warning line in the task log (over a thousand per train task)."""
+    import importlib
+    import warnings
+
+    for module in ("airflow.utils.timezone", "airflow.utils.trigger_rule"):  # loaded in a task process
+        importlib.import_module(module)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer(features).execute(make_context(DAG, "train"))
+
+    assert [str(w.message) for w in caught if "airflow.utils" in str(w.message)] == []
