@@ -284,7 +284,8 @@ def _close(current: StepRun, status: str) -> None:
             f"{MANIFEST_DIR}/steps/{current.record.airflow['task_id']}.json",
         )
         current.client.set_terminated(current.run_id, status)
-        current.client.set_terminated(current.parent_run_id, "FINISHED")
+        # The DAG-run parent shows the outcome of its latest step: a failed step marks it FAILED.
+        current.client.set_terminated(current.parent_run_id, status)
     except Exception:
         if status == "FINISHED":
             raise

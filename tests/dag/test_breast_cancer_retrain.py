@@ -130,6 +130,8 @@ def test_raw_data_violating_the_suite_fails_at_featurize(
     assert "expect_column_values_to_not_be_null" in record["error"]
     assert "'mean radius'" in record["error"]
     assert "3 of 569" in record["error"]
+    parent = mlflow_client.get_run(record["mlflow_run_id"]).data.tags["mlflow.parentRunId"]
+    assert mlflow_client.get_run(parent).info.status == "FAILED", "the DAG-run parent shows the failure"
     fail = task_events(run.run_id, "FAIL")["featurize"]
     assert fail["inputs"][0]["name"] == str(bad_uri)
 
