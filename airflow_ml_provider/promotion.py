@@ -30,7 +30,7 @@ import json
 import logging
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from airflow_ml_provider.locks import HeldLock
+    from airflow_ml_provider.tracking import StepRun
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +243,22 @@ def cli_actor() -> str:
 def airflow_actor(context: Mapping[str, Any]) -> str:
     ti = context["ti"]
     return f"airflow:{ti.dag_id}/{ti.run_id}/{ti.task_id}#{ti.try_number}"
+
+
+def record_attempt(
+    run: StepRun, attempt: Callable[..., PromotionResult], *args: Any, **kwargs: Any
+) -> PromotionResult:
+    """Run a promotion or rollback for an operator and put its result in the step record, also when
+    it fails part-way (``PromotionError.result``), then log the one-line summary."""
+    try:
+        result = attempt(*args, **kwargs)
+    except PromotionError as e:
+        if e.result is not None:
+            run.record.results = e.result.to_dict()
+        raise
+    run.record.results = result.to_dict()
+    log.info("%s", result.summary())
+    return result
 
 
 def promote(

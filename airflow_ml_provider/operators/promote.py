@@ -67,26 +67,21 @@ class PromoteModelOperator(ModelStepOperator):
     def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> dict[str, Any] | None:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airflow_ml_provider.promotion import Outcome, PromotionError, airflow_actor, promote
+        from airflow_ml_provider.promotion import Outcome, airflow_actor, promote, record_attempt
 
         ref, _ = self.open_model(hook, run)
-        try:
-            result = promote(
-                hook.get_client(),
-                ref.name,
-                ref.version,
-                alias=self.alias,
-                registry_uri=hook.settings.registry_uri or hook.settings.tracking_uri,
-                actor=airflow_actor(context),
-                attempt_id=run.run_id,
-                lock_timeout=self.lock_timeout,
-            )
-        except PromotionError as e:
-            if e.result is not None:
-                run.record.results = e.result.to_dict()
-            raise
-        run.record.results = result.to_dict()
-        self.log.info("%s", result.summary())
+        result = record_attempt(
+            run,
+            promote,
+            hook.get_client(),
+            ref.name,
+            ref.version,
+            alias=self.alias,
+            registry_uri=hook.settings.registry_uri or hook.settings.tracking_uri,
+            actor=airflow_actor(context),
+            attempt_id=run.run_id,
+            lock_timeout=self.lock_timeout,
+        )
         if result.outcome is Outcome.REFUSED:
             raise AirflowFailException(f"Refusing to promote {ref.uri}: {result.reason}")
         if result.outcome is Outcome.SUPERSEDED:

@@ -51,26 +51,21 @@ class RollbackModelOperator(MLStepOperator):
     def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airflow_ml_provider.promotion import Outcome, PromotionError, airflow_actor, rollback
+        from airflow_ml_provider.promotion import Outcome, airflow_actor, record_attempt, rollback
 
         client = hook.get_client()
         run.set_tags({"airflow_ml.model_name": self.model_name, "airflow_ml.alias": self.alias})
-        try:
-            result = rollback(
-                client,
-                self.model_name,
-                alias=self.alias,
-                registry_uri=hook.settings.registry_uri or hook.settings.tracking_uri,
-                actor=airflow_actor(context),
-                attempt_id=run.run_id,
-                lock_timeout=self.lock_timeout,
-            )
-        except PromotionError as e:
-            if e.result is not None:
-                run.record.results = e.result.to_dict()
-            raise
-        run.record.results = result.to_dict()
-        self.log.info("%s", result.summary())
+        result = record_attempt(
+            run,
+            rollback,
+            client,
+            self.model_name,
+            alias=self.alias,
+            registry_uri=hook.settings.registry_uri or hook.settings.tracking_uri,
+            actor=airflow_actor(context),
+            attempt_id=run.run_id,
+            lock_timeout=self.lock_timeout,
+        )
         if result.outcome is not Outcome.RESTORED:
             raise AirflowFailException(f"Cannot roll back alias {self.alias!r} of {self.model_name!r}: {result.reason}")
         self._record_lineage(hook, client, [result.holder_before, result.holder_after], run)
