@@ -102,6 +102,19 @@ def test_evidence_for_another_version(baseline: Baseline, assert_blocked: Any) -
     assert_blocked(version)
 
 
+def _gate_bound_to_failed_featurize(baseline: Baseline, **suites: str) -> tuple[str, Any, str]:
+    """Point a fresh candidate's data evidence at a featurize run that refused its suite, run the gate,
+    and return the version, the outcome and its single evidence problem (which must name the suite error)."""
+    failed_run = _featurize(baseline, **suites)
+    version = baseline.candidate()
+    baseline.client.set_model_version_tag(MODEL, version, "airflow_ml.evidence.featurize", failed_run)
+    outcome = run_gate(baseline.client, MODEL, version)
+    assert not outcome.passed
+    [problem] = outcome.failures["evidence:problem"]
+    assert problem.startswith("featurize evidence comes from a run that did not succeed (failed: ExpectationSuiteError")
+    return version, outcome, problem
+
+
 def _featurize(baseline: Baseline, **suites: str) -> str:
     """Run FeaturizeOperator, expecting it to refuse the suite; returns its (failed) MLflow run id."""
     from breast_cancer.pipeline import transform
@@ -136,15 +149,9 @@ def _suite(tmp_path: Path, name: str, expectations: list[dict[str, Any]]) -> str
 
 def test_expectation_suite_with_no_expectations(baseline: Baseline, assert_blocked: Any, tmp_path: Path) -> None:
     empty = _suite(tmp_path, "breast_cancer_features", [])
-    failed_run = _featurize(baseline, raw_suite=str(RAW_SUITE), features_suite=empty)
-    version = baseline.candidate()
-    baseline.client.set_model_version_tag(MODEL, version, "airflow_ml.evidence.featurize", failed_run)
-
-    outcome = run_gate(baseline.client, MODEL, version)
-
-    assert not outcome.passed
-    [problem] = outcome.failures["evidence:problem"]
-    assert problem.startswith("featurize evidence comes from a run that did not succeed (failed: ExpectationSuiteError")
+    version, outcome, problem = _gate_bound_to_failed_featurize(
+        baseline, raw_suite=str(RAW_SUITE), features_suite=empty
+    )
     assert "has no expectations; an empty suite validates as success" in problem
     # and, because of it, no data evidence at all:
     assert set(outcome.failures) == {
@@ -192,15 +199,7 @@ def test_suite_file_with_unknown_expectation_type(baseline: Baseline, assert_blo
     suite["expectations"].append({"type": "expect_column_values_to_be_awesome", "kwargs": {"column": "target"}})
     bad = tmp_path / "raw_suite.json"
     bad.write_text(json.dumps(suite))
-    failed_run = _featurize(baseline, raw_suite=str(bad))
-    version = baseline.candidate()
-    baseline.client.set_model_version_tag(MODEL, version, "airflow_ml.evidence.featurize", failed_run)
-
-    outcome = run_gate(baseline.client, MODEL, version)
-
-    assert not outcome.passed
-    [problem] = outcome.failures["evidence:problem"]
-    assert problem.startswith("featurize evidence comes from a run that did not succeed (failed: ExpectationSuiteError")
+    version, outcome, problem = _gate_bound_to_failed_featurize(baseline, raw_suite=str(bad))
     assert "that Great Expectations cannot build and would silently drop" in problem
     assert "'expect_column_values_to_be_awesome'" in problem
     assert set(outcome.failures) == {
