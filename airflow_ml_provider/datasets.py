@@ -267,6 +267,9 @@ def write_frame(df: pd.DataFrame, artifact_root: str | os.PathLike[str], kind: s
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        # mkstemp creates the file 0600; a shared artifact store needs what the umask allows, as
+        # for any other file the user's process writes.
+        os.chmod(tmp, 0o666 & ~_current_umask())
         df.to_parquet(tmp, index=False)
         fingerprint = fingerprint_file(tmp)
         final = directory / f"{fingerprint.split(':', 1)[1]}.parquet"
@@ -275,6 +278,20 @@ def write_frame(df: pd.DataFrame, artifact_root: str | os.PathLike[str], kind: s
         tmp.unlink(missing_ok=True)
         raise
     return describe(str(final), df)
+
+
+def _current_umask() -> int:
+    """The process umask: from /proc where it is shown (Linux), since reading it with ``os.umask``
+    means setting it, for a moment, for every thread of the process."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 class _HashingWriter:

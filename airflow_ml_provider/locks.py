@@ -190,6 +190,36 @@ class _AdvisoryLock(HeldLock):
             )
 
 
+#: The PostgreSQL drivers whose connect arguments (libpq's) we set: SQLAlchemy 2.1 maps a bare
+#: ``postgresql://`` to psycopg 3 ("psycopg"); ``postgresql+psycopg2://`` names psycopg2.
+_LIBPQ_DRIVERS = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary"}
+
+
+def _driver_name(url: Any) -> str:
+    """The driver SQLAlchemy will load for ``url`` (``psycopg`` for a bare ``postgresql://`` on 2.1)."""
+    try:
+        return str(url.get_dialect().driver)
+    except Exception:  # the dialect module itself is missing: fall back to what the URI spells
+        return str(url.get_driver_name())
+
+
+def _driver_advice(uri: str) -> str:
+    """Which package the worker needs for this URI, in the words of the URI the user wrote."""
+    scheme = uri.split("://", 1)[0].lower()
+    driver = scheme.split("+", 1)[1] if "+" in scheme else "psycopg"
+    package = _LIBPQ_DRIVERS.get(driver)
+    if package is None:
+        return (
+            f"The URI names the driver {driver!r}; install it in every worker's environment, or use "
+            "postgresql+psycopg:// (psycopg 3) or postgresql+psycopg2:// (psycopg2)."
+        )
+    how = "postgresql:// and postgresql+psycopg:// use" if driver == "psycopg" else "postgresql+psycopg2:// uses"
+    return (
+        f"{how} the {driver} driver: install it in every worker's environment "
+        f"(pip install '{package}', or airflow-ml-provider[postgres])."
+    )
+
+
 def _pg_errcode(error: BaseException) -> str | None:
     orig = getattr(error, "orig", error)
     return getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
@@ -205,9 +235,11 @@ def _advisory_lock(uri: str, model_name: str, timeout: float) -> Iterator[HeldLo
     where = redact(uri)
     try:
         url = make_url(uri)
+        driver = _driver_name(url)
         connect_args: dict[str, Any] = {}
-        if url.get_driver_name() == "psycopg2":
-            # Seconds, at least 2 (libpq's minimum); never longer than the caller is willing to wait.
+        if driver in _LIBPQ_DRIVERS:
+            # Both drivers pass these to libpq: seconds, at least 2 (libpq's minimum), never longer
+            # than the caller is willing to wait.
             connect_args = {
                 "connect_timeout": max(2, math.ceil(min(timeout, 30.0))),
                 "application_name": "airflow-ml promotion lock",
@@ -215,8 +247,7 @@ def _advisory_lock(uri: str, model_name: str, timeout: float) -> Iterator[HeldLo
         engine = create_engine(url, poolclass=NullPool, connect_args=connect_args)
     except (ArgumentError, NoSuchModuleError, ImportError) as e:
         raise LockError(
-            f"Cannot use {where} for the promotion lock: {e}. Install the PostgreSQL driver the URI "
-            "names (psycopg2 for postgresql://) in the worker's environment."
+            f"Cannot use {where} for the promotion lock: {e}. {_driver_advice(uri)}"
         ) from e
     try:
         connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")

@@ -175,3 +175,55 @@ def test_an_unreachable_lock_database_is_a_clear_error(tmp_path: Path) -> None:
     assert "postgresql+psycopg2://postgres:***@127.0.0.1:1/mlflow" in message and "topsecret" not in message
     assert "Check that the server is running and reachable from this worker" in message
     assert not [t for t in RAW_DRIVER_TEXT if t in message], message
+
+
+# --- drivers: SQLAlchemy 2.1 maps postgresql:// to psycopg 3; postgresql+psycopg2:// is psycopg2 ----------
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgresql+psycopg", "postgresql+psycopg2"])
+def test_the_advisory_lock_works_with_both_drivers(postgres_uri: str, scheme: str) -> None:
+    uri = scheme + "://" + postgres_uri.split("://", 1)[1]
+    model = unique("driver")
+    with promotion_lock(uri, model, timeout=5) as held:
+        assert held.kind == "postgresql-advisory"
+        held.verify()
+        assert _holders(postgres_uri, model) == 1
+    assert _holders(postgres_uri, model) == 0
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgresql+psycopg2"])
+def test_a_server_that_never_answers_is_bounded_by_the_connect_timeout(tmp_path: Path, scheme: str) -> None:
+    """A TCP peer that accepts and then says nothing (a hung server, a black-holing proxy): libpq would
+    wait forever without ``connect_timeout``; both drivers must give up within the lock timeout."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    port = silent.getsockname()[1]
+    try:
+        started = time.monotonic()
+        with pytest.raises(LockError) as caught:
+            with promotion_lock("sqlite:///x.db", "m", timeout=2, lock_uri=f"{scheme}://postgres@127.0.0.1:{port}/db"):
+                pass
+        elapsed = time.monotonic() - started
+    finally:
+        silent.close()
+    assert elapsed < 10, f"connecting to a silent server took {elapsed:.1f}s"
+    assert str(caught.value).startswith("Cannot connect to the PostgreSQL database of the MLflow registry")
+
+
+def test_a_missing_driver_names_the_package_for_the_uri_as_written(tmp_path: Path) -> None:
+    with pytest.raises(LockError) as caught:
+        with promotion_lock("sqlite:///x.db", "m", timeout=1, lock_uri="postgresql+pg8000://postgres@127.0.0.1/db"):
+            pass
+    message = str(caught.value)
+    assert "'pg8000'" in message and "postgresql+psycopg://" in message and "postgresql+psycopg2://" in message
+
+
+def test_driver_advice_follows_sqlalchemy_2_1_not_psycopg2_for_a_bare_uri() -> None:
+    from airflow_ml_provider.locks import _driver_advice
+
+    bare = _driver_advice("postgresql://u@h/db")
+    assert "psycopg driver" in bare and "psycopg[binary]" in bare and "psycopg2" not in bare
+    assert "psycopg2-binary" in _driver_advice("postgresql+psycopg2://u@h/db")
