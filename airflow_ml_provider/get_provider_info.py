@@ -63,8 +63,11 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": {
                     "tracking_uri": {
                         "label": "Tracking URI",
-                        "description": "MLflow tracking URI, e.g. http://mlflow:5000 or sqlite:////data/mlflow.db",
-                        "schema": {"type": ["string", "null"]},
+                        "description": (
+                            "The whole MLflow tracking URI, as MLFLOW_TRACKING_URI takes it: e.g. "
+                            "http://mlflow:5000, https://mlflow.example.com or sqlite:////data/mlflow.db"
+                        ),
+                        "schema": {"type": "string"},
                     },
                     "registry_uri": {
                         "label": "Registry URI",
@@ -81,10 +84,26 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Experiment used when an operator names none; defaults to the DAG id",
                         "schema": {"type": ["string", "null"]},
                     },
+                    "http_request_timeout": {
+                        "label": "HTTP timeout (s)",
+                        "description": "Seconds to wait to connect to, and for an answer from, the server (default 10)",
+                        "schema": {"type": ["integer", "null"], "minimum": 1},
+                    },
+                    "http_request_max_retries": {
+                        "label": "HTTP retries",
+                        "description": "Retries of a failed request before giving up (default 2)",
+                        "schema": {"type": ["integer", "null"], "minimum": 0},
+                    },
+                    "http_request_backoff_factor": {
+                        "label": "HTTP backoff factor (s)",
+                        "description": "Retries wait factor x 2^n seconds (default 1)",
+                        "schema": {"type": ["integer", "null"], "minimum": 0},
+                    },
                 },
+                # The hook reads the whole Tracking URI and never assembles one from host, port and schema,
+                # so the form does not offer them.
                 "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port", "extra"],
-                    "relabeling": {"host": "Tracking server host (alternative to Tracking URI)"},
+                    "hidden-fields": ["host", "schema", "port", "extra"],
                     "placeholders": {
                         "login": "MLflow basic-auth user (optional)",
                         "password": "MLflow basic-auth password or token (optional)",

@@ -1,14 +1,52 @@
-"""Built-in evaluation metrics, computed with numpy so scikit-learn stays an optional dependency."""
+"""Built-in evaluation metrics, computed with numpy so scikit-learn stays an optional dependency.
+
+:data:`BUILTIN` is the one table of the built-in metrics: which task each belongs to and which way
+is better. The evaluation reads it for what it can compute; the gate policy reads it for the
+direction of a metric, so a direction is never guessed (``rmse`` is lower-is-better everywhere).
+Stdlib only at module level: the gate imports this when a DAG file is parsed.
+"""
 
 from __future__ import annotations
 
 import numbers
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
-CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
+
+class BuiltinMetric(NamedTuple):
+    task: str
+    greater_is_better: bool
+
+
+#: name -> (task, greater_is_better) of every metric the evaluation computes without ``metric_fn``.
+BUILTIN: Mapping[str, BuiltinMetric] = MappingProxyType(
+    {
+        "accuracy": BuiltinMetric("classification", True),
+        "precision": BuiltinMetric("classification", True),
+        "recall": BuiltinMetric("classification", True),
+        "f1": BuiltinMetric("classification", True),
+        "roc_auc": BuiltinMetric("classification", True),
+        "log_loss": BuiltinMetric("classification", False),
+        "rmse": BuiltinMetric("regression", False),
+        "mae": BuiltinMetric("regression", False),
+        "mse": BuiltinMetric("regression", False),
+        "r2": BuiltinMetric("regression", True),
+    }
+)
+CLASSIFICATION_METRICS = tuple(name for name, metric in BUILTIN.items() if metric.task == "classification")
+REGRESSION_METRICS = tuple(name for name, metric in BUILTIN.items() if metric.task == "regression")
 BUILTIN_METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
+
+
+def greater_is_better(name: str) -> bool | None:
+    """The direction of a built-in metric; None for any other (a custom metric must state its own)."""
+    metric = BUILTIN.get(name)
+    return None if metric is None else metric.greater_is_better
+
+
+def direction_words(greater: bool) -> str:
+    return "higher is better" if greater else "lower is better"
 
 
 class UnknownMetricError(ValueError):
@@ -55,11 +93,35 @@ def _roc_auc(y_true: Any, score: Any, positive: Any) -> float:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def _log_loss(y_true: Any, proba: Any, classes: Any) -> float:
+    """Mean negative log-probability of the true label, probabilities clipped to [eps, 1 - eps] as
+    scikit-learn does; NaN when a true label has no probability column (the model never saw it)."""
+    import numpy as np
+
+    proba = np.asarray(proba, dtype=float)
+    if proba.ndim != 2 or len(classes) != proba.shape[1] or not len(y_true):
+        return float("nan")
+    column = {label: index for index, label in enumerate(classes)}
+    try:
+        index = np.asarray([column[label] for label in y_true.tolist()])
+    except (KeyError, TypeError):
+        return float("nan")
+    eps = np.finfo(proba.dtype).eps
+    picked = np.clip(proba[np.arange(len(index)), index], eps, 1 - eps)
+    return float(-np.mean(np.log(picked)))
+
+
 def classification_metrics(
-    names: Sequence[str], y_true: Any, y_pred: Any, positive_score: Any | None
+    names: Sequence[str],
+    y_true: Any,
+    y_pred: Any,
+    positive_score: Any | None,
+    proba: Any | None = None,
+    classes: Sequence[Any] | None = None,
 ) -> dict[str, float]:
     """Binary metrics use the larger label as positive; with more classes, precision/recall/f1 are
-    macro-averaged and roc_auc is not defined (NaN)."""
+    macro-averaged and roc_auc is not defined (NaN). ``log_loss`` needs ``proba`` (``predict_proba``'s
+    matrix, columns in the order of ``classes``, by default the sorted labels); without it, NaN."""
     import numpy as np
 
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
@@ -79,6 +141,11 @@ def classification_metrics(
             out["roc_auc"] = float("nan")
         else:
             out["roc_auc"] = _roc_auc(y_true, np.asarray(positive_score), labels[-1])
+    if "log_loss" in names:
+        if proba is None:
+            out["log_loss"] = float("nan")
+        else:
+            out["log_loss"] = _log_loss(y_true, proba, list(labels) if classes is None else list(classes))
     return out
 
 
@@ -90,6 +157,8 @@ def regression_metrics(names: Sequence[str], y_true: Any, y_pred: Any) -> dict[s
     out: dict[str, float] = {}
     if "rmse" in names:
         out["rmse"] = float(np.sqrt(np.mean(err**2)))
+    if "mse" in names:
+        out["mse"] = float(np.mean(err**2))
     if "mae" in names:
         out["mae"] = float(np.mean(np.abs(err)))
     if "r2" in names:
@@ -111,10 +180,12 @@ def score_model(
 
     y_pred = np.asarray(model.predict(x)).reshape(len(x), -1)[:, 0] if len(x) else np.asarray([])
     if task == "classification":
-        score = None
-        if "roc_auc" in names and callable(getattr(model, "predict_proba", None)):
-            score = np.asarray(model.predict_proba(x))[:, -1]
-        result = classification_metrics(names, y, y_pred, score)
+        proba = score = classes = None
+        if {"roc_auc", "log_loss"} & set(names) and callable(getattr(model, "predict_proba", None)):
+            proba = np.asarray(model.predict_proba(x))
+            score = proba[:, -1]
+            classes = getattr(model, "classes_", None)
+        result = classification_metrics(names, y, y_pred, score, proba, classes)
     else:
         result = regression_metrics(names, y, y_pred)
     if metric_fn is not None:

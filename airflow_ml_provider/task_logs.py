@@ -39,7 +39,9 @@ def route_mlflow_output_to_task_log() -> None:
         logger.handlers = [h for h in logger.handlers if getattr(h, "stream", None) is not mlflow_stream]
         logger.propagate = True
     # ``eprint`` looks the stream up in its module on every call.
-    logging_utils.MLFLOW_LOGGING_STREAM = _LinesToLogger(logging.getLogger("mlflow"), mlflow_stream)
+    logging_utils.MLFLOW_LOGGING_STREAM = _LinesToLogger(  # type: ignore[assignment]  # same write/flush/enabled
+        logging.getLogger("mlflow"), mlflow_stream
+    )
 
 
 class _LinesToLogger(io.TextIOBase):

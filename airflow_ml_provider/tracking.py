@@ -2,13 +2,21 @@
 
 The step run is tagged with the Airflow identifiers (and the OpenLineage run id when the
 OpenLineage provider is active) so that MLflow and Airflow can be walked from one to the other.
+
+The parent run's status is the DAG run's outcome as far as its steps are recorded, recomputed from
+all its step runs whenever a step starts or ends (:func:`dag_run_status`): FAILED when the latest
+try of any step failed, RUNNING while any step is running, FINISHED when every step that started
+has finished and none failed. "All ran" is known this way: a task only has a step run once it
+started, and a task that never starts because an upstream step failed leaves that FAILED step in
+place. Between two tasks (one finished, the next not yet started) the parent shows FINISHED for a
+moment; Airflow tasks that are not ML steps (plain Python tasks) are not counted.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -30,7 +38,9 @@ TAG_DAG_ID = "airflow.dag_id"
 TAG_RUN_ID = "airflow.run_id"
 TAG_TASK_ID = "airflow.task_id"
 TAG_TRY = "airflow.try_number"
+TAG_MAP_INDEX = "airflow.map_index"
 TAG_OL_RUN_ID = "openlineage.run_id"
+TAG_CODE_CALLABLE = "airflow_ml.code.callable"
 TAG_CODE_SHA = "airflow_ml.code.sha256"
 TAG_CODE_GIT_COMMIT = "airflow_ml.code.git_commit"
 TAG_ENV_DIGEST = "airflow_ml.environment.packages_digest"
@@ -38,6 +48,10 @@ TAG_ENV_DIGEST = "airflow_ml.environment.packages_digest"
 STEP_RUN_ATTRIBUTE = "_ml_step_run"
 _PARAM_MAX_LEN = 6000  # MLflow's limit for a param value
 MANIFEST_DIR = "airflow_ml/manifest"
+#: MLflow run statuses that count as a failed step (KILLED: the run was stopped from outside).
+_FAILED_STATUSES = frozenset({"FAILED", "KILLED"})
+#: Times a step re-checks the parent status after writing it (see :func:`_reconcile_parent`).
+_RECONCILE_ROUNDS = 5
 
 
 def airflow_ids(context: Context) -> dict[str, Any]:
@@ -91,6 +105,79 @@ def get_or_create_parent_run(client: MlflowClient, experiment_id: str, ids: Mapp
     return winner
 
 
+def dag_run_status(steps: Iterable[Mapping[str, Any]]) -> str:
+    """The parent run's status from its step runs; pure.
+
+    Each step is ``{"task_id", "map_index", "try_number", "start_time", "status"}`` (MLflow run
+    status). Only the latest try of each task (and map index) counts, so a task that failed and then
+    succeeded on retry is not a failure. Any failed (or killed) latest try -> ``FAILED``; else any
+    running (or scheduled) one -> ``RUNNING``; else ``FINISHED``. No step at all -> ``RUNNING``:
+    nothing has finished yet.
+    """
+    latest: dict[tuple[str, int], Mapping[str, Any]] = {}
+    for step in steps:
+        key = (str(step["task_id"]), int(step.get("map_index", -1)))
+        current = latest.get(key)
+        if current is None or _attempt(step) >= _attempt(current):
+            latest[key] = step
+    statuses = {str(s["status"]) for s in latest.values()}
+    if statuses & _FAILED_STATUSES:
+        return "FAILED"
+    if not statuses or statuses - {"FINISHED"}:
+        return "RUNNING"
+    return "FINISHED"
+
+
+def _attempt(step: Mapping[str, Any]) -> tuple[int, int]:
+    """Which of a task's step runs is the latest: higher try number, then later start."""
+    return int(step.get("try_number", 0)), int(step.get("start_time") or 0)
+
+
+def _step_runs(client: MlflowClient, parent_run_id: str) -> list[dict[str, Any]]:
+    """The step runs under a parent, as :func:`dag_run_status` reads them."""
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    query = f"tags.`mlflow.parentRunId` = '{parent_run_id}' and tags.`{TAG_KIND}` = 'step'"
+    steps: list[dict[str, Any]] = []
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], filter_string=query, max_results=1000, page_token=token)
+        for run in page:
+            tags = run.data.tags
+            try_number = tags.get(TAG_TRY, "0")
+            steps.append(
+                {
+                    "task_id": tags.get(TAG_TASK_ID, run.info.run_name),
+                    "map_index": int(tags.get(TAG_MAP_INDEX, "-1")),
+                    "try_number": int(try_number) if try_number.isdigit() else 0,
+                    "start_time": run.info.start_time,
+                    "status": run.info.status,
+                }
+            )
+        token = page.token
+        if not token:
+            return steps
+
+
+def _reconcile_parent(client: MlflowClient, parent_run_id: str) -> str:
+    """Set the parent run's status to :func:`dag_run_status` of its step runs, whatever the order steps end in.
+
+    Two steps ending together can each compute from a listing taken before the other ended; the one
+    that writes last would then leave a stale status. So after writing, each re-reads the step runs
+    and the parent and writes again until they agree: the last writer always checks after its write.
+    """
+    status = "RUNNING"
+    for _ in range(_RECONCILE_ROUNDS):
+        status = dag_run_status(_step_runs(client, parent_run_id))
+        if client.get_run(parent_run_id).info.status == status:
+            return status
+        if status == "RUNNING":
+            client.update_run(parent_run_id, status="RUNNING")
+        else:
+            client.set_terminated(parent_run_id, status)
+    log.warning("Status of the DAG-run MLflow run %s kept changing; last set to %s", parent_run_id, status)
+    return status
+
+
 def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(dict(value or {}), default=str))
 
@@ -119,6 +206,11 @@ class StepRun:
         self.run_id = run_id
         self.parent_run_id = parent_run_id
         self.record = record
+
+    def fail(self, error: str) -> None:
+        """Mark the step failed without raising: it ran and recorded everything, but its outcome is a failure
+        (a gate whose verdict failed). The run ends FAILED with ``error`` in its record."""
+        self.record.status, self.record.error = "failed", error
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
@@ -183,7 +275,9 @@ def step_run(
     """Open the step's MLflow run; on exit write the step record and close the run with its status.
 
     A failing step still gets its record (status ``failed`` with the error), so the failure is
-    visible in MLflow and no downstream check mistakes it for success. The record also gets the
+    visible in MLflow and no downstream check mistakes it for success; so does a step that called
+    :meth:`StepRun.fail`. After the step run closes, the parent's status is recomputed from all its
+    step runs (:func:`_reconcile_parent`). The record also gets the
     environment (packages, hardware) and, with ``code_fn``, the identity of the user's callable; the
     open run is attached to the running operator (``STEP_RUN_ATTRIBUTE``) for its lineage methods.
     """
@@ -199,6 +293,7 @@ def step_run(
         TAG_RUN_ID: ids["run_id"],
         TAG_TASK_ID: ids["task_id"],
         TAG_TRY: str(ids["try_number"]),
+        TAG_MAP_INDEX: str(ids["map_index"]),
     }
     ol_run_id = _openlineage_run_id(context)
     if ol_run_id:
@@ -207,6 +302,7 @@ def step_run(
     tags.update(_identity_tags(environment, code_identity))
     run = client.create_run(experiment_id, run_name=ids["task_id"], tags=tags)
     _write_dag_run_manifest(client, parent_id, context)
+    _reconcile_parent(client, parent_id)  # back to RUNNING if an earlier step had closed it
     record = StepRecord(step=step, mlflow_run_id=run.info.run_id, airflow=ids, code=code)
     record.environment, record.code_identity = environment, code_identity
     current = StepRun(client, run.info.run_id, parent_id, record)
@@ -220,6 +316,9 @@ def step_run(
         record.status, record.error = "failed", f"{type(e).__name__}: {e}"
         _close(current, "FAILED")
         raise
+    if record.status == "failed":  # StepRun.fail(): recorded, but the step's outcome is a failure
+        _close(current, "FAILED")
+        return
     record.status = "success"
     _close(current, "FINISHED")
 
@@ -245,6 +344,8 @@ def _collect_environment(code_fn: Callable[..., Any] | None) -> tuple[dict[str, 
 
 def _identity_tags(environment: Mapping[str, Any] | None, code_identity: Mapping[str, Any] | None) -> dict[str, str]:
     tags = {}
+    if code_identity and code_identity.get("callable"):
+        tags[TAG_CODE_CALLABLE] = str(code_identity["callable"])
     if environment and environment.get("packagesDigest"):
         tags[TAG_ENV_DIGEST] = str(environment["packagesDigest"])
     if code_identity and code_identity.get("sourceSha256"):
@@ -284,8 +385,7 @@ def _close(current: StepRun, status: str) -> None:
             f"{MANIFEST_DIR}/steps/{current.record.airflow['task_id']}.json",
         )
         current.client.set_terminated(current.run_id, status)
-        # The DAG-run parent shows the outcome of its latest step: a failed step marks it FAILED.
-        current.client.set_terminated(current.parent_run_id, status)
+        _reconcile_parent(current.client, current.parent_run_id)
     except Exception:
         if status == "FINISHED":
             raise

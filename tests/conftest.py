@@ -43,7 +43,6 @@ os.environ.update(
 )
 for sub in ("airflow", "lineage", "data", "mlflow", "artifacts"):
     (STATE / sub).mkdir(parents=True, exist_ok=True)
-sys.path.insert(0, str(DAGS))  # as Airflow does for the DAGs folder
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +57,7 @@ def airflow_db() -> Path:
 
 @pytest.fixture(scope="session")
 def raw_data() -> Path:
-    from breast_cancer.data import write_raw_dataset
+    from tests.example import write_raw_dataset
 
     return write_raw_dataset(RAW_URI)
 
@@ -78,10 +77,11 @@ def read_events() -> list[dict[str, Any]]:
 
 
 def run_dag(dag_id: str, conf: dict[str, Any] | None = None) -> Any:
-    """Run a DAG from the DAGs folder with ``dag.test()``; returns the finished DagRun."""
-    from airflow.dag_processing.dagbag import DagBag
+    """Run a DAG from the DAGs folder with ``dag.test()``, parsed as ``airflow dags test`` parses it (a
+    BundleDagBag, which puts the DAGs folder on ``sys.path``); returns the finished DagRun."""
+    from airflow.dag_processing.dagbag import BundleDagBag
 
-    bag = DagBag(dag_folder=str(DAGS))
+    bag = BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS, bundle_name="dags-folder")
     assert not bag.import_errors, bag.import_errors
     dag = bag.get_dag(dag_id)
     assert dag is not None, f"{dag_id} not found in {DAGS}"

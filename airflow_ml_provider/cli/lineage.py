@@ -4,19 +4,21 @@ Reads only MLflow (step records, model version tags and aliases): no OpenLineage
 The graph itself is built by the pure functions in :mod:`airflow_ml_provider.lineage.graph`.
 
 Exit codes: 0 the graph is complete; 1 the target was not found, or the graph is incomplete (it is
-printed anyway, with what is missing); 2 the target is neither a model reference nor a file.
+printed anyway, with what is missing); 2 the target is neither a model reference nor a file, or the
+MLflow store cannot be used.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from airflow_ml_provider.cli import store
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -35,7 +37,7 @@ def register(subparsers: Any) -> None:
         "target", help="models:/<name>/<version>, models:/<name>@<alias>, or a predictions (or features) file"
     )
     parser.add_argument("--format", choices=("text", "json", "dot"), default="text", help="output format")
-    parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI)")
+    store.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -57,14 +59,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"airflow-ml lineage: {e}", file=sys.stderr)
         return 2
 
-    from mlflow import MlflowClient
-
-    tracking_uri = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-    client = MlflowClient(tracking_uri=tracking_uri)
     try:
-        graph = build_graph(target, MlflowRecordSource(client))
+        mlflow_store = store.open_store(args)
+    except store.StoreError as e:
+        print(f"airflow-ml lineage: {e}", file=sys.stderr)
+        return 2
+    try:
+        graph = build_graph(target, MlflowRecordSource(mlflow_store.client))
     except LineageError as e:
-        print(f"airflow-ml lineage: {e} (tracking URI {client.tracking_uri})", file=sys.stderr)
+        print(f"airflow-ml lineage: {e} (tracking URI {mlflow_store.tracking_uri}, {mlflow_store.source})",
+              file=sys.stderr)
         return 1
     render = {"text": render_text, "json": render_json, "dot": render_dot}[args.format]
     print(render(graph))

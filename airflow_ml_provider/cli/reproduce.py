@@ -7,6 +7,8 @@ import os
 import sys
 from typing import Any
 
+from airflow_ml_provider.cli import store
+
 USER_ENV, PASSWORD_ENV = "AIRFLOW_ML_AIRFLOW_USER", "AIRFLOW_ML_AIRFLOW_PASSWORD"
 
 
@@ -24,7 +26,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--tolerance", type=float, default=1e-9, help="largest metric difference that still counts")
     parser.add_argument("--report-dir", default=None, help="where to write reproduction.md/.json")
     parser.add_argument("--dags-folder", default=None, help="DAGs folder (default: [core] dags_folder)")
-    parser.add_argument("--tracking-uri", default=None, help="MLflow tracking URI (default: MLFLOW_TRACKING_URI)")
+    store.add_arguments(parser)
     remote = parser.add_argument_group(
         "running on an Airflow deployment",
         "Trigger the run through the deployment's REST API instead of dag.test. The deployment must write to "
@@ -44,12 +46,14 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mlflow import MlflowClient
-
     from airflow_ml_provider.reproduce.original import ReproductionError
     from airflow_ml_provider.reproduce.runner import ReproductionRequest, parse_set, reproduce, write_report
 
-    client = MlflowClient(tracking_uri=args.tracking_uri) if args.tracking_uri else MlflowClient()
+    try:
+        mlflow_store = store.open_store(args)
+    except store.StoreError as e:
+        print(f"airflow-ml reproduce: {e}", file=sys.stderr)
+        return 2
     try:
         runner = _runner(args)
         request = ReproductionRequest(
@@ -59,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             tolerance=args.tolerance,
             dags_folder=args.dags_folder,
         )
-        report = reproduce(client, request, runner)
+        report = reproduce(mlflow_store.client, request, runner)
     except ReproductionError as e:
         print(f"airflow-ml reproduce: {e}", file=sys.stderr)
         return 2

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
+
+from airflow_ml_provider.cli import store
 
 #: Exit codes: done; refused (nothing changed, the reason is printed); could not complete.
 EXIT_RESTORED, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
@@ -20,7 +21,7 @@ def register(subparsers: Any) -> None:
             "promoted. The restored version must still have a passing gate verdict for its artifact "
             "fingerprint. The version rolled back from is tagged so that no stale promotion puts it back. "
             f"Exit status: {EXIT_RESTORED} restored, {EXIT_REFUSED} refused (nothing changed), "
-            f"{EXIT_ERROR} could not complete (lock or registry failure; retrying is safe)."
+            f"{EXIT_ERROR} could not complete (lock or registry failure, or no usable MLflow store; retrying is safe)."
         ),
     )
     parser.add_argument("model", help="registered model name")
@@ -28,24 +29,24 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--lock-timeout", type=float, default=60.0, help="seconds to wait for a concurrent promotion (default: 60)"
     )
+    store.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import mlflow
-    from mlflow import MlflowClient
-
     from airflow_ml_provider.promotion import Outcome, PromotionError, cli_actor, rollback
 
-    # The verdict download would draw a progress bar on stderr, between the user and the answer.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    client = MlflowClient()
+    try:
+        mlflow_store = store.open_store(args)
+    except store.StoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_ERROR
     try:
         result = rollback(
-            client,
+            mlflow_store.client,
             args.model,
             alias=args.alias,
-            registry_uri=mlflow.get_registry_uri(),
+            registry_uri=mlflow_store.registry_uri,  # the lock key: the same as the promote/rollback operators
             actor=cli_actor(),
             lock_timeout=args.lock_timeout,
         )

@@ -20,6 +20,11 @@ Check names:
 - ``metric:<m>`` (missing or non-finite), ``metric:<m>:threshold``,
   ``metric:<m>:vs_champion_absolute``, ``metric:<m>:vs_champion_relative``
 - ``approval`` / ``binding:approval`` / ``freshness:approval``
+- ``policy``                       written by the sensor, not here: the rendered policy is invalid, so
+  no evidence was read
+
+Every metric check's reason says which way is better ("rmse 53.46 is above the maximum 50.00
+(lower is better)"); the direction is the policy's, resolved from the built-in metric table.
 
 Checks that read the content of a piece of evidence are skipped when that evidence is not bound
 to the subject: its binding check has already failed the gate, and "PASS" rows about another
@@ -44,6 +49,7 @@ from airflow_ml_provider.gate.evidence import (
 )
 from airflow_ml_provider.gate.policy import FirstVersionRule, GatePolicy, MetricThreshold
 from airflow_ml_provider.gate.verdict import Check, Verdict
+from airflow_ml_provider.metrics import direction_words
 
 __all__ = ["CLOCK_SKEW_TOLERANCE", "decide"]
 
@@ -419,19 +425,48 @@ def _scenario_checks(policy: GatePolicy, evidence: Evidence, now: datetime) -> l
 # --------------------------------------------------------------------------------------------
 
 
+def _greater_is_better(rule: MetricThreshold) -> bool:
+    """A rule inside a GatePolicy always has its direction; refuse to decide on one that does not."""
+    if rule.greater_is_better is None:
+        raise ValueError("a metric rule has no direction: build rules through GatePolicy, which resolves it")
+    return rule.greater_is_better
+
+
 def _threshold_check(metric: str, rule: MetricThreshold, value: float) -> Check:
     assert rule.threshold is not None
     bound = rule.threshold
+    greater = _greater_is_better(rule)
     shown_value, shown_bound = _numbers(value, bound)
-    if rule.greater_is_better:
+    if greater:
         passed = value >= bound
-        op = ">=" if passed else "<"
-        suffix = ""
+        relation = "is at or above the minimum" if passed else "is below the minimum"
     else:
         passed = value <= bound
-        op = "<=" if passed else ">"
-        suffix = " (lower is better)"
-    return Check(f"metric:{metric}:threshold", passed, f"{metric} {shown_value} {op} {shown_bound}{suffix}")
+        relation = "is at or below the maximum" if passed else "is above the maximum"
+    return Check(
+        f"metric:{metric}:threshold",
+        passed,
+        f"{metric} {shown_value} {relation} {shown_bound} ({direction_words(greater)})",
+    )
+
+
+def _change_words(change: float, required: float, relative: bool) -> str:
+    """'worse by 11.525; the policy requires no worse': the change and the requirement in words."""
+    shown_change, shown_required = _numbers(abs(change), abs(required))
+    of = " of the champion's value" if relative else ""
+    if change > 0:
+        moved = f"better by {shown_change}{of}"
+    elif change < 0:
+        moved = f"worse by {shown_change}{of}"
+    else:
+        moved = "no change"
+    if required > 0:
+        allowed = f"the policy requires better by at least {shown_required}"
+    elif required < 0:
+        allowed = f"the policy allows worse by at most {shown_required}"
+    else:
+        allowed = "the policy requires no worse"
+    return f"{moved}; {allowed}"
 
 
 def _champion_check(
@@ -475,37 +510,32 @@ def _champion_check(
     champion = champion_metrics[metric]
     if not isinstance(champion, (int, float)) or isinstance(champion, bool) or not math.isfinite(champion):
         return Check(name, False, f"{label} {metric} is {champion!r}: not a finite number, cannot compare")
-    sign = 1 if rule.greater_is_better else -1
-    diff = (_as_written(value) - _as_written(champion)) * sign
+    greater = _greater_is_better(rule)
+    diff = (_as_written(value) - _as_written(champion)) * (1 if greater else -1)
     note = ""
     if kind == "absolute":
-        label_change = "change"
         passed = diff >= _as_written(required)
         change = _to_float(diff)
-    else:
-        label_change = "relative change"
-        if champion == 0:
-            if diff > 0:
-                passed, change = True, math.inf
-                note = " (champion is 0: any improvement is an unbounded relative gain)"
-            elif diff == 0:
-                passed, change = required <= 0, 0.0
-                note = " (candidate and champion are both 0: no change)"
-            else:
-                passed, change = False, -math.inf
-                note = " (champion is 0: any regression is an unbounded relative loss)"
+    elif champion == 0:
+        if diff > 0:
+            passed, change = True, math.inf
+            note = " (champion is 0: any improvement is an unbounded relative gain)"
+        elif diff == 0:
+            passed, change = required <= 0, 0.0
+            note = " (candidate and champion are both 0: no change)"
         else:
-            ratio = diff / abs(_as_written(champion))
-            passed = ratio >= _as_written(required)
-            change = _to_float(ratio)
+            passed, change = False, -math.inf
+            note = " (champion is 0: any regression is an unbounded relative loss)"
+    else:
+        ratio = diff / abs(_as_written(champion))
+        passed = ratio >= _as_written(required)
+        change = _to_float(ratio)
     shown_value, shown_champion = _numbers(value, champion)
-    shown_change, shown_required = _numbers(change, required, signed=True)
-    suffix = "" if rule.greater_is_better else " (lower is better: a decrease is a positive change)"
+    words = _change_words(change, required, relative=kind == "relative")
     return Check(
         name,
         passed,
-        f"{metric} {shown_value} vs {label} {shown_champion}: {label_change} {shown_change} "
-        f"{'>=' if passed else '<'} required {shown_required}{note}{suffix}",
+        f"{metric} {shown_value} vs {label} {shown_champion}: {words}{note} ({direction_words(greater)})",
     )
 
 

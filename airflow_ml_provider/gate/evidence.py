@@ -14,6 +14,7 @@ has no NaN, and dropping one would hide exactly the value that must fail the gat
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 from collections.abc import Iterable, Mapping
@@ -49,11 +50,13 @@ def _check_keys(
     missing = [key for key in required if key not in data]
     if missing:
         raise ValueError(f"{what} is missing {', '.join(repr(k) for k in missing)}")
-    unknown = sorted(repr(key) for key in data if key not in allowed)
+    unknown = sorted((key for key in data if key not in allowed), key=repr)
     if unknown:
+        guesses = {key: difflib.get_close_matches(key, allowed, n=1) for key in unknown if isinstance(key, str)}
+        hints = "".join(f" Did you mean {close[0]!r} for {key!r}?" for key, close in guesses.items() if close)
         raise ValueError(
-            f"{what} has unknown keys {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))}); "
-            "refusing to guess what they mean"
+            f"{what} has unknown keys {', '.join(map(repr, unknown))} (allowed: {', '.join(sorted(allowed))}); "
+            f"refusing to guess what they mean.{hints}"
         )
     return data
 

@@ -8,7 +8,9 @@ wrong should break the DAG author's test, not quietly let models through.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import difflib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import Enum
@@ -21,8 +23,12 @@ from airflow_ml_provider.gate.evidence import (
     _set,
     _strings,
 )
+from airflow_ml_provider.metrics import BUILTIN_METRICS, direction_words, greater_is_better
 
-__all__ = ["FirstVersionRule", "GatePolicy", "MetricThreshold"]
+__all__ = ["FirstVersionRule", "GatePolicy", "MetricThreshold", "is_number_field"]
+
+#: The numbers of a metric rule (what a template may render as text, see :func:`is_number_field`).
+_RULE_NUMBERS = ("threshold", "min_absolute_change", "min_relative_change")
 
 
 @dataclass(frozen=True)
@@ -40,19 +46,28 @@ class MetricThreshold:
     ``sign`` is +1 when greater is better, -1 otherwise, so a positive change always means "better".
     Changes are computed exactly on the numbers as written (their shortest decimal form), so a
     champion of 0.2 and a candidate of 0.3 differ by exactly 0.1, not by 0.09999999999999998.
+
+    ``greater_is_better`` None means "the built-in metric's direction": :class:`GatePolicy` resolves
+    it from :data:`airflow_ml_provider.metrics.BUILTIN` and refuses a metric it cannot resolve, so a
+    rule inside a policy always has a direction.
     """
 
     threshold: float | None = None
     min_absolute_change: float | None = None
     min_relative_change: float | None = None
-    greater_is_better: bool = True
+    greater_is_better: bool | None = None
 
     def __post_init__(self) -> None:
-        for name in ("threshold", "min_absolute_change", "min_relative_change"):
+        for name in _RULE_NUMBERS:
             value = getattr(self, name)
+            if isinstance(value, str):
+                raise ValueError(
+                    f"MetricThreshold.{name} must be a number, got the string {value!r}: write it without quotes"
+                )
             if value is not None:
                 _set(self, name, _finite(value, f"MetricThreshold.{name}"))
-        _flag(self.greater_is_better, "MetricThreshold.greater_is_better")
+        if self.greater_is_better is not None:
+            _flag(self.greater_is_better, "MetricThreshold.greater_is_better")
         if self.threshold is None and self.min_absolute_change is None and self.min_relative_change is None:
             raise ValueError(
                 "MetricThreshold needs at least one of threshold, min_absolute_change, min_relative_change"
@@ -71,9 +86,39 @@ class MetricThreshold:
         data = _check_keys(
             data,
             "MetricThreshold",
-            optional=("threshold", "min_absolute_change", "min_relative_change", "greater_is_better"),
+            optional=(*_RULE_NUMBERS, "greater_is_better"),
         )
         return cls(**data)
+
+
+def _with_direction(metric: str, rule: MetricThreshold) -> MetricThreshold:
+    """The rule with its metric's direction, stated or from the built-in table: never guessed."""
+    builtin = greater_is_better(metric)
+    where = f"GatePolicy.metrics[{metric!r}]"
+    if rule.greater_is_better is None:
+        if builtin is None:
+            close = difflib.get_close_matches(metric, BUILTIN_METRICS, n=1)
+            hint = f" (did you mean the built-in {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"{where}: {metric!r} is not a built-in metric{hint}, so which way is better is unknown: "
+                'set "greater_is_better": true (higher is better) or false (lower is better) in its rule. '
+                f"Built-in metrics: {', '.join(BUILTIN_METRICS)}"
+            )
+        return dataclasses.replace(rule, greater_is_better=builtin)
+    if builtin is not None and rule.greater_is_better is not builtin:
+        raise ValueError(
+            f"{where}: greater_is_better={rule.greater_is_better} contradicts the built-in metric {metric!r}, "
+            f"for which {direction_words(builtin)}: remove greater_is_better from its rule"
+        )
+    return rule
+
+
+def is_number_field(path: Sequence[Any]) -> bool:
+    """Whether ``path`` (keys into the dict form of a policy) names one of its numbers."""
+    path = tuple(path)
+    return path == ("max_evidence_age_seconds",) or (
+        len(path) == 3 and path[0] == "metrics" and path[2] in _RULE_NUMBERS
+    )
 
 
 class FirstVersionRule(str, Enum):
@@ -103,6 +148,8 @@ class GatePolicy:
     ``require_*`` flags decide whether *absent* evidence fails the gate; evidence that is present
     is always checked (a failed scenario fails the gate even when scenarios are not required).
     ``required_suites`` / ``required_scenarios`` imply their kind of evidence is required.
+    Each metric rule gets its direction here: a built-in metric's from the table (a contradicting
+    ``greater_is_better`` is refused), any other metric's from its rule (refused when absent).
     """
 
     metrics: Mapping[str, MetricThreshold] = field(default_factory=dict)
@@ -123,7 +170,7 @@ class GatePolicy:
                 raise ValueError(f"GatePolicy.metrics: metric names must be non-empty strings, got {name!r}")
             if not isinstance(rule, MetricThreshold):
                 raise ValueError(f"GatePolicy.metrics[{name!r}] must be a MetricThreshold, got {rule!r}")
-            metrics[name] = rule
+            metrics[name] = _with_direction(name, rule)
         _set(self, "metrics", metrics)
         _flag(self.require_data_expectations, "GatePolicy.require_data_expectations")
         _flag(self.require_scenarios, "GatePolicy.require_scenarios")
@@ -181,7 +228,12 @@ class GatePolicy:
         metrics = data.get("metrics", {})
         if not isinstance(metrics, Mapping):
             raise ValueError(f"GatePolicy.metrics must be a mapping, got {metrics!r}")
-        kwargs["metrics"] = {name: MetricThreshold.from_dict(rule) for name, rule in metrics.items()}
+        kwargs["metrics"] = {}
+        for name, rule in metrics.items():
+            try:
+                kwargs["metrics"][name] = MetricThreshold.from_dict(rule)
+            except ValueError as e:
+                raise ValueError(f"GatePolicy.metrics[{name!r}]: {e}") from None
         for key in ("required_suites", "required_scenarios"):
             if key in data:
                 kwargs[key] = _strings(data[key], f"GatePolicy.{key}")

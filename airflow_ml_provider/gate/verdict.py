@@ -12,6 +12,7 @@ import textwrap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import zip_longest
 from typing import Any
 
 from airflow_ml_provider.gate.evidence import (
@@ -27,8 +28,10 @@ from airflow_ml_provider.gate.evidence import (
 
 __all__ = ["Check", "Verdict"]
 
-#: Reasons are wrapped to this width in ``to_table`` so the task log stays readable.
-REASON_WIDTH = 88
+#: ``to_table`` fits in this many columns (long reasons and names wrap), so a log viewer shows it whole.
+TABLE_WIDTH = 120
+#: The check-name column is at most this wide; a longer name continues on the next lines.
+_NAME_WIDTH = 40
 
 
 def _one_line(text: str) -> str:
@@ -116,19 +119,21 @@ class Verdict:
         """A fixed-width table (check | result | reason) for the Airflow task log."""
         subject = self.subject
         artifact = f", artifact {subject.model_fingerprint}" if subject.model_fingerprint else ""
-        lines = [
+        head = (
             f"gate {'PASSED' if self.passed else 'FAILED'} for {subject.uri}{artifact}, "
             f"decided {_time_to_json(self.decided_at)}"
-        ]
-        name_width = max([len("CHECK"), *(len(item.name) for item in self.checks)])
-        indent = " " * (name_width + 2 + 6 + 2)
+        )
+        lines = textwrap.wrap(head, TABLE_WIDTH, subsequent_indent="    ")
+        name_width = min(_NAME_WIDTH, max([len("CHECK"), *(len(item.name) for item in self.checks)]))
+        reason_width = TABLE_WIDTH - (name_width + 2 + 6 + 2)
         lines.append(f"{'CHECK'.ljust(name_width)}  RESULT  REASON")
-        lines.append(f"{'-' * name_width}  {'-' * 6}  {'-' * REASON_WIDTH}")
+        lines.append(f"{'-' * name_width}  {'-' * 6}  {'-' * reason_width}")
         for item in self.checks:
-            wrapped = textwrap.wrap(_one_line(item.reason), REASON_WIDTH) or [""]
-            result = "PASS" if item.passed else "FAIL"
-            lines.append(f"{item.name.ljust(name_width)}  {result.ljust(6)}  {wrapped[0]}".rstrip())
-            lines.extend(f"{indent}{part}" for part in wrapped[1:])
+            names = [item.name[i : i + name_width] for i in range(0, len(item.name), name_width)] or [""]
+            reasons = textwrap.wrap(_one_line(item.reason), reason_width, break_on_hyphens=False) or [""]
+            results = ["PASS" if item.passed else "FAIL"]
+            for name, result, reason in zip_longest(names, results, reasons, fillvalue=""):
+                lines.append(f"{name.ljust(name_width)}  {result.ljust(6)}  {reason}".rstrip())
         failed = len(self.failures)
         if not self.checks:
             lines.append("(no checks were made)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,17 @@ _EXTRA_PREFIX = "extra__mlflow__"
 #: Where experiments created by the provider keep artifacts when the connection names no location.
 ARTIFACT_LOCATION_ENV = "AIRFLOW_ML_MLFLOW_ARTIFACT_LOCATION"
 
+#: Connection extras that bound MLflow's HTTP client: (extra, MLflow's variable, provider default).
+#: MLflow's own defaults (7 retries, factor 2, 120 s) spend ~4 minutes on a server that is down; these
+#: give up in a few seconds when the port is closed and in ~35 s when nothing answers at all.
+#: MLflow reads the variables on every request, so the hook exports them; a variable the user set
+#: wins over the default, an extra wins over both.
+HTTP_SETTINGS: tuple[tuple[str, str, int], ...] = (
+    ("http_request_timeout", "MLFLOW_HTTP_REQUEST_TIMEOUT", 10),
+    ("http_request_max_retries", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", 2),
+    ("http_request_backoff_factor", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", 1),
+)
+
 
 @dataclass(frozen=True)
 class MlflowSettings:
@@ -26,6 +38,15 @@ class MlflowSettings:
     default_experiment: str | None
     #: Artifact location for experiments this provider creates (else MLflow's default, ./mlruns).
     artifact_location: str | None = None
+    #: Seconds MLflow waits to connect to (and for an answer from) an HTTP tracking server.
+    http_request_timeout: int = HTTP_SETTINGS[0][2]
+    #: Retries of a failed HTTP request, with exponential backoff of this factor (seconds).
+    http_request_max_retries: int = HTTP_SETTINGS[1][2]
+    http_request_backoff_factor: int = HTTP_SETTINGS[2][2]
+
+
+class MlflowConnectionError(RuntimeError):
+    """The tracking server could not be reached; the message names the connection, the URI and what to check."""
 
 
 #: mlflow.set_registry_uri() also exports MLFLOW_REGISTRY_URI; remember what we set so that the
@@ -36,6 +57,71 @@ _registry_uri_set_by_hook: str | None = None
 def _user_registry_uri() -> str | None:
     value = os.environ.get("MLFLOW_REGISTRY_URI")
     return None if value is None or value == _registry_uri_set_by_hook else value
+
+
+#: Likewise for the HTTP variables the hook exports (see HTTP_SETTINGS).
+_http_env_set_by_hook: dict[str, str] = {}
+
+
+def _http_settings(source: str, extra: Any) -> dict[str, int]:
+    """The HTTP bounds: the connection's extra, else the user's variable, else the provider default."""
+    out: dict[str, int] = {}
+    for key, env, default in HTTP_SETTINGS:
+        value, origin = extra(key), f"extra {key!r} of {source}"
+        if value in (None, ""):
+            value, origin = os.environ.get(env), env
+            if value == _http_env_set_by_hook.get(env):
+                value = None
+        if value in (None, ""):
+            out[key] = default
+            continue
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = -1
+        if number < (1 if key == "http_request_timeout" else 0):
+            raise ValueError(f"{origin} must be a whole number (timeout >= 1 s, others >= 0), got {value!r}")
+        out[key] = number
+    return out
+
+
+def _tracking_uri_in_host(conn: Any, conn_id: str) -> str:
+    """A connection without a ``tracking_uri`` extra may hold the whole URI in ``host``, and nothing else."""
+    as_json = '{"conn_type": "mlflow", "extra": {"tracking_uri": "http://mlflow:5000"}}'
+    example = (
+        "Set the connection's Tracking URI (extra 'tracking_uri') to the whole URI, e.g. http://mlflow:5000 "
+        f"(as an environment variable: AIRFLOW_CONN_{conn_id.upper()}='{as_json}')."
+    )
+    host = conn.host
+    if not host:
+        raise ValueError(f"MLflow connection {conn_id!r} has no tracking URI. {example}")
+    if "://" not in host or conn.port or conn.schema:
+        given = ", ".join(f"{k}={v!r}" for k, v in (("host", host), ("port", conn.port), ("schema", conn.schema)) if v)
+        raise ValueError(
+            f"MLflow connection {conn_id!r} has {given} but no tracking URI, and the hook does not build one from "
+            f"host, port and schema (the scheme and port would be guesses). {example}"
+        )
+    return str(host)
+
+
+def _connection_failure(error: BaseException) -> str | None:
+    """Why a request never got an answer (refused, timed out, no route), or None if the server answered."""
+    import requests
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)):
+            reason = getattr(seen.args[0], "reason", seen) if seen.args else seen
+            # urllib3 prefixes the reason with the connection object's repr: keep the sentence.
+            return str(reason).rsplit("): ", 1)[-1].strip() or type(seen).__name__
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def export_http_settings(settings: MlflowSettings) -> None:
+    """Bound MLflow's HTTP client in this process (it reads these variables on every request)."""
+    for key, env, _ in HTTP_SETTINGS:
+        _http_env_set_by_hook[env] = os.environ[env] = str(getattr(settings, key))
 
 
 _CREDENTIAL_VARS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
@@ -57,15 +143,17 @@ class MlflowHook(BaseHook):
     """
     Talks to an MLflow tracking server and model registry.
 
-    The connection (type ``mlflow``) carries the tracking URI, an optional registry URI and a
-    default experiment in its extra fields; ``host``/``port``/``schema`` may be used instead of a
-    tracking URI, and ``login``/``password`` become MLflow basic-auth credentials. The extra field
-    ``artifact_location`` (or ``AIRFLOW_ML_MLFLOW_ARTIFACT_LOCATION``) sets where experiments the
-    provider creates keep their artifacts. When the
-    connection does not exist, the hook falls back to ``MLFLOW_TRACKING_URI`` (and
-    ``MLFLOW_REGISTRY_URI``), so a local setup works without any connection.
+    The connection (type ``mlflow``) carries the whole tracking URI in its ``tracking_uri`` extra
+    (the form's "Tracking URI"); a connection given as JSON or a secret may hold the whole URI in
+    ``host`` instead. The hook never assembles a URI from host, port and schema: the scheme and port
+    would be guesses. Extras: ``registry_uri``, ``default_experiment``, ``artifact_location`` (or
+    ``AIRFLOW_ML_MLFLOW_ARTIFACT_LOCATION``: where experiments the provider creates keep artifacts),
+    and the HTTP bounds of :data:`HTTP_SETTINGS`. ``login``/``password`` become MLflow basic-auth
+    credentials. When the connection does not exist, the hook falls back to ``MLFLOW_TRACKING_URI``
+    (and ``MLFLOW_REGISTRY_URI``), so a local setup works without any connection.
 
     :param mlflow_conn_id: Airflow connection id of type ``mlflow``.
+    :param tracking_uri: use this tracking URI instead of the connection (the CLI's ``--tracking-uri``).
     """
 
     conn_name_attr = "mlflow_conn_id"
@@ -73,9 +161,14 @@ class MlflowHook(BaseHook):
     conn_type = "mlflow"
     hook_name = "MLflow"
 
-    def __init__(self, mlflow_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+    def __init__(
+        self, mlflow_conn_id: str = default_conn_name, *, tracking_uri: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.mlflow_conn_id = mlflow_conn_id
+        self.tracking_uri_override = tracking_uri
+        #: Where the settings came from, as errors name it (set when they are resolved).
+        self.source = f"connection {mlflow_conn_id!r}"
         self._settings: MlflowSettings | None = None
         self._client: MlflowClient | None = None
 
@@ -88,6 +181,9 @@ class MlflowHook(BaseHook):
     def _resolve_settings(self) -> MlflowSettings:
         from airflow.sdk.exceptions import AirflowNotFoundException
 
+        if self.tracking_uri_override:
+            self.source = "the tracking URI given"
+            return self._environment_settings(self.tracking_uri_override)
         try:
             conn = self.get_connection(self.mlflow_conn_id)
         except AirflowNotFoundException:
@@ -100,48 +196,82 @@ class MlflowHook(BaseHook):
                     f"Create a connection of type 'mlflow' named {self.mlflow_conn_id!r} "
                     "or export MLFLOW_TRACKING_URI."
                 )
-            return MlflowSettings(tracking_uri, _user_registry_uri(), None, os.environ.get(ARTIFACT_LOCATION_ENV))
+            self.source = f"MLFLOW_TRACKING_URI (there is no connection {self.mlflow_conn_id!r})"
+            return self._environment_settings(tracking_uri)
 
+        self.source = f"connection {self.mlflow_conn_id!r}"
         extra = conn.extra_dejson
 
-        def field(name: str) -> Any:
-            return extra.get(name) or extra.get(_EXTRA_PREFIX + name) or None
+        def field(name: str) -> Any:  # 0 is a value (no retries); "" is what an emptied form field leaves
+            return next((v for v in (extra.get(name), extra.get(_EXTRA_PREFIX + name)) if v not in (None, "")), None)
 
-        tracking_uri = field("tracking_uri")
-        if not tracking_uri:
-            if not conn.host:
-                raise ValueError(
-                    f"MLflow connection {self.mlflow_conn_id!r} has neither a tracking URI nor a host. "
-                    "Set the 'Tracking URI' field (e.g. http://mlflow:5000)."
-                )
-            host = conn.host if "://" in conn.host else f"{conn.schema or 'http'}://{conn.host}"
-            tracking_uri = f"{host}:{conn.port}" if conn.port else host
-        _set_credentials(conn.login, conn.password)
-        return MlflowSettings(
+        tracking_uri = field("tracking_uri") or _tracking_uri_in_host(conn, self.mlflow_conn_id)
+        settings = MlflowSettings(
             tracking_uri,
             field("registry_uri"),
             field("default_experiment"),
             field("artifact_location") or os.environ.get(ARTIFACT_LOCATION_ENV),
+            **_http_settings(self.source, field),
+        )
+        _set_credentials(conn.login, conn.password)
+        return settings
+
+    def _environment_settings(self, tracking_uri: str) -> MlflowSettings:
+        return MlflowSettings(
+            tracking_uri,
+            _user_registry_uri(),
+            None,
+            os.environ.get(ARTIFACT_LOCATION_ENV),
+            **_http_settings(self.source, lambda _: None),
         )
 
     def get_conn(self) -> MlflowClient:
         return self.get_client()
 
     def get_client(self) -> MlflowClient:
-        """Return an MlflowClient and point the fluent API (used for ``log_model``) at the same store."""
+        """Return an MlflowClient and point the fluent API (used for ``log_model``) at the same store.
+
+        An HTTP tracking server is asked for one experiment first, so that one that cannot be reached
+        fails here, within the connection's HTTP bounds, with an error that says where and what to check.
+        """
         if self._client is None:
             import mlflow
 
             settings = self.settings
+            export_http_settings(settings)
             mlflow.set_tracking_uri(settings.tracking_uri)
             # Always set: a registry URI left behind by another connection must not apply to this one.
             global _registry_uri_set_by_hook
             _registry_uri_set_by_hook = settings.registry_uri or settings.tracking_uri
             mlflow.set_registry_uri(_registry_uri_set_by_hook)
-            self._client = mlflow.MlflowClient(
-                tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri
-            )
+            client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+            if settings.tracking_uri.lower().startswith(("http://", "https://")):
+                self._check_reachable(client)
+            self._client = client
         return self._client
+
+    def _check_reachable(self, client: MlflowClient) -> None:
+        from mlflow.exceptions import MlflowException
+
+        from airflow_ml_provider.lineage.datasets import strip_credentials
+
+        settings = self.settings
+        started = time.monotonic()
+        try:
+            client.search_experiments(max_results=1)
+        except MlflowException as e:
+            reason = _connection_failure(e)
+            if reason is None:  # the server answered: its error is MLflow's to tell
+                raise
+            raise MlflowConnectionError(
+                f"Cannot reach MLflow at {strip_credentials(settings.tracking_uri)} ({self.source}): {reason}; "
+                f"gave up after {settings.http_request_max_retries + 1} attempt(s) in "
+                f"{time.monotonic() - started:.0f} s. Check that the tracking server is running and reachable "
+                "from this machine (host, port, proxy, firewall) and that this is its URI. For a slow or distant "
+                f"server raise the timeout (now {settings.http_request_timeout} s) and retries: the connection's "
+                "extras http_request_timeout and http_request_max_retries, or without a connection "
+                "MLFLOW_HTTP_REQUEST_TIMEOUT and MLFLOW_HTTP_REQUEST_MAX_RETRIES."
+            ) from e
 
     def get_or_create_experiment(self, name: str) -> str:
         """Return the id of experiment ``name``, creating it when missing (tolerates a concurrent create)."""

@@ -177,13 +177,58 @@ def _run(args: list[str], cwd: str | None = None) -> str | None:
 # --- code identity -------------------------------------------------------------------------------
 
 
+def dags_folder() -> Path | None:
+    """Airflow's ``[core] dags_folder``, resolved; None when Airflow is not configured here."""
+    try:
+        from airflow.sdk import conf
+
+        folder = conf.get("core", "dags_folder", fallback=None)
+    except Exception:  # no Airflow here (e.g. a plain script): nothing is in a DAGs folder
+        return None
+    return Path(os.path.expanduser(folder)).resolve() if folder else None
+
+
+def _source_file(fn: Callable[..., Any]) -> Path | None:
+    try:
+        target = inspect.unwrap(fn)
+        source = inspect.getsourcefile(target) or inspect.getfile(target)
+    except (OSError, TypeError, ValueError):
+        return None
+    return Path(source).resolve() if source and os.path.isfile(source) else None
+
+
 def callable_name(fn: Callable[..., Any]) -> str:
-    """``module:qualname`` of a callable."""
-    return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
+    """Where a callable lives, as a person finds it: ``<file>:<qualname>`` or ``<module>:<qualname>``.
+
+    Airflow imports DAG files under an internal module name (``unusual_prefix_<hash>_<file>``) that
+    names nothing a person can open, so a callable in the DAGs folder (``[core] dags_folder``) is
+    named by its file relative to that folder: ``retrain.py:train``, or ``pipeline/steps.py:train`` for
+    a helper module there. Elsewhere a module whose name matches its file (``mypkg.training``, an
+    installed package) keeps ``module:qualname``; any other module name (a file imported under a made-up
+    name, ``__main__``) gives way to the file's absolute path.
+    """
+    qualname = getattr(fn, "__qualname__", None) or repr(fn)
+    module = getattr(fn, "__module__", None)
+    source = _source_file(fn)
+    if source is None:
+        return f"{module or '?'}:{qualname}"
+    folder = dags_folder()
+    if folder is not None and source.is_relative_to(folder):
+        return f"{source.relative_to(folder).as_posix()}:{qualname}"
+    if module and _names_file(module, source):
+        return f"{module}:{qualname}"
+    return f"{source.as_posix()}:{qualname}"
+
+
+def _names_file(module: str, source: Path) -> bool:
+    """Whether importing ``module`` by name finds ``source`` (``a.b`` -> ``.../a/b.py`` or ``.../a/b/__init__.py``)."""
+    parts = module.split(".")
+    tail = parts if source.stem != "__init__" else [*parts, "__init__"]
+    return source.suffix == ".py" and list(source.with_suffix("").parts[-len(tail) :]) == tail
 
 
 def code_info(fn: Callable[..., Any]) -> dict[str, Any]:
-    """Identity of the user's callable: ``module:qualname``, sha256 of its source, and where it lives.
+    """Identity of the user's callable: its name (:func:`callable_name`), sha256 of its source, and where it lives.
 
     ``gitCommit``/``gitDirty`` are set when the callable's file is inside a git checkout (``gitDirty``
     is true when tracked files have uncommitted changes or the file itself is not committed);
@@ -203,12 +248,9 @@ def code_info(fn: Callable[..., Any]) -> dict[str, Any]:
         version = _installed().get(dist)
         if version:
             info["distributionVersion"] = version
-    try:
-        source_file = inspect.getsourcefile(target) or inspect.getfile(target)
-    except (OSError, TypeError):
-        source_file = None
-    if source_file and os.path.isfile(source_file):
-        info.update(_git_info(Path(source_file).resolve()))
+    source_file = _source_file(fn)
+    if source_file is not None:
+        info.update(_git_info(source_file))
         if "gitRemote" in info:
             info["gitRemote"] = strip_credentials(info["gitRemote"])
     return info

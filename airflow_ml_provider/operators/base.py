@@ -22,14 +22,48 @@ CONFIG_SECTION = "ml_provider"
 
 
 def code_identity(fn: Callable[..., Any]) -> str:
-    """``module:qualname`` of a user callable, as recorded in MLflow and lineage."""
-    return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
+    """``<file relative to the DAGs folder>:<qualname>`` of a user callable, as errors, MLflow and lineage show it
+    (never Airflow's internal module name for DAG files; see ``lineage.environment.callable_name``)."""
+    from airflow_ml_provider.lineage.environment import callable_name
+
+    return callable_name(fn)
 
 
-def require_callable(fn: Any, argument: str) -> Callable[..., Any]:
+def require_callable(
+    fn: Any, argument: str, *, n_args: int = 0, params: Mapping[str, Any] | None = None, seed: int | None = None
+) -> Callable[..., Any]:
+    """``fn`` if callable; with ``params``, also checked to accept ``n_args`` data arguments and them.
+
+    Operators pass their user params here in ``__init__``: their names are literal (Airflow renders
+    a dict's values, never its keys), so a misspelt or missing parameter is a DAG import error.
+    """
     if not callable(fn):
         raise TypeError(f"{argument} must be a callable (a plain Python function), got {type(fn).__name__}")
+    if params is not None:
+        _user_kwargs(fn, n_args, params, argument, seed)
     return fn
+
+
+def _user_kwargs(
+    fn: Callable[..., Any], n_args: int, params: Mapping[str, Any], argument: str, seed: int | None
+) -> dict[str, Any]:
+    """The keyword arguments for ``fn`` (params, plus ``seed`` when declared and not set), or a
+    TypeError naming the parameter that does not fit and the function's signature."""
+    kwargs = dict(params)
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without a signature: let the call tell
+        return kwargs
+    if seed is not None and "seed" in signature.parameters and "seed" not in kwargs:
+        kwargs["seed"] = seed
+    try:
+        signature.bind(*([None] * n_args), **kwargs)
+    except TypeError as e:
+        raise TypeError(
+            f"{argument} {code_identity(fn)}{signature} cannot be called with "
+            f"params {sorted(kwargs)}: {e}. Fix the operator's params or the function's arguments."
+        ) from None
+    return kwargs
 
 
 def call_user(
@@ -40,18 +74,7 @@ def call_user(
     A ``seed`` argument is passed when the function declares one and the params do not set it, so
     that training is deterministic and the seed used is the one recorded.
     """
-    kwargs = dict(params)
-    signature = inspect.signature(fn)
-    if seed is not None and "seed" in signature.parameters and "seed" not in kwargs:
-        kwargs["seed"] = seed
-    try:
-        signature.bind(*args, **kwargs)
-    except TypeError as e:
-        raise TypeError(
-            f"{argument} {code_identity(fn)}{signature} cannot be called with "
-            f"params {sorted(kwargs)}: {e}. Fix the operator's params or the function's arguments."
-        ) from None
-    return fn(*args, **kwargs)
+    return fn(*args, **_user_kwargs(fn, len(args), params, argument, seed))
 
 
 def effective_kwargs(
@@ -146,8 +169,10 @@ class MLStepOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         from airflow_ml_provider.reproduction import settings_for
+        from airflow_ml_provider.task_logs import route_mlflow_output_to_task_log
         from airflow_ml_provider.tracking import step_run
 
+        route_mlflow_output_to_task_log()
         self._lineage_inputs, self._lineage_outputs = [], []
         self._ml_step_run = None
         reproduction = settings_for(context)

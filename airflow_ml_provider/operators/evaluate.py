@@ -25,7 +25,8 @@ class EvaluateOperator(ModelStepOperator):
     :param model: see :class:`ModelStepOperator` (templated).
     :param holdout: dataset reference (e.g. ``train.output["holdout"]``) or URI (templated).
     :param metrics: built-in metric names; default all for the task
-        (classification: accuracy, precision, recall, f1, roc_auc; regression: rmse, mae, r2).
+        (classification: accuracy, precision, recall, f1, roc_auc, log_loss; regression: rmse, mae, mse, r2;
+        see :data:`airflow_ml_provider.metrics.BUILTIN` for which way each is better).
     :param metric_fn: optional ``metric_fn(y_true, y_pred) -> {name: value}`` for custom metrics.
     :param target_column: label column; default the one recorded at training.
     :param task: ``classification`` or ``regression``; default the one recorded at training.

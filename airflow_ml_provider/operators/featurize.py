@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.lineage.datasets import LineageDataset, file_dataset, uri_dataset
 from airflow_ml_provider.operators.base import MLStepOperator, call_user, code_identity, require_callable
+from airflow_ml_provider.templating import coerce_to_annotations, templated_keys
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,7 +27,8 @@ class FeaturizeOperator(MLStepOperator):
 
     :param raw_uri: raw dataset, a ``.parquet`` or ``.csv`` file: a local path or any fsspec URL (templated).
     :param transform: ``transform(df, **transform_params) -> DataFrame``.
-    :param transform_params: keyword arguments for ``transform`` (templated).
+    :param transform_params: keyword arguments for ``transform`` (templated); checked and converted as
+        :class:`~airflow_ml_provider.operators.train.TrainOperator` does its ``train_params``.
     :param raw_suite: Great Expectations suite (JSON file) the raw data must pass (templated).
     :param features_suite: suite the features must pass (templated).
     :param seed: passed to ``transform`` when it declares a ``seed`` argument.
@@ -56,11 +58,12 @@ class FeaturizeOperator(MLStepOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.raw_uri = raw_uri
-        self.transform = require_callable(transform, "transform")
         self.transform_params = dict(transform_params or {})
         self.raw_suite = raw_suite
         self.features_suite = features_suite
         self.seed = seed
+        self.transform = require_callable(transform, "transform", n_args=1, params=self.transform_params, seed=seed)
+        self._templated_params = templated_keys(self.transform_params)
 
     @property
     def code(self) -> str:
@@ -74,6 +77,9 @@ class FeaturizeOperator(MLStepOperator):
 
         from airflow_ml_provider.datasets import describe, read_frame, write_frame
 
+        self.transform_params = coerce_to_annotations(
+            self.transform, self.transform_params, self._templated_params, "transform"
+        )
         raw = read_frame(self.raw_uri, "raw dataset")
         raw_ref = describe(self.raw_uri, raw)
         self._lineage_inputs = [file_dataset(raw_ref)]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.lineage.datasets import LineageDataset, file_dataset, model_dataset
 from airflow_ml_provider.operators.base import MLStepOperator, call_user, code_identity, require_callable
+from airflow_ml_provider.templating import coerce_to_annotations, templated_keys
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,7 +35,10 @@ class TrainOperator(MLStepOperator):
     :param train: ``train(df, **train_params) -> fitted model`` with a ``predict(frame)`` method.
     :param target_column: the label column; the model is fed all other columns.
     :param registered_model_name: registry name for the new version (templated).
-    :param train_params: keyword arguments for ``train`` (templated), logged as MLflow params.
+    :param train_params: keyword arguments for ``train`` (templated), logged as MLflow params. Their names
+        are checked against ``train``'s signature when the DAG is parsed; a templated value that renders
+        as text ("0.5", without ``render_template_as_native_obj``) is converted to the type ``train``
+        annotates the parameter with (``int``, ``float`` or ``bool``).
     :param holdout_fraction: share of rows held out for evaluation (0 < f < 1).
     :param seed: split seed, also passed to ``train`` when it declares a ``seed`` argument.
     :param pip_requirements: requirements logged with the model; default the installed versions of
@@ -73,12 +77,13 @@ class TrainOperator(MLStepOperator):
         if not 0 < holdout_fraction < 1:
             raise ValueError(f"holdout_fraction must be between 0 and 1 (exclusive), got {holdout_fraction}")
         self.features = features
-        self.train = require_callable(train, "train")
         self.target_column = target_column
         self.registered_model_name = registered_model_name
         self.train_params = dict(train_params or {})
         self.holdout_fraction = holdout_fraction
         self.seed = seed
+        self.train = require_callable(train, "train", n_args=1, params=self.train_params, seed=seed)
+        self._templated_params = templated_keys(self.train_params)
         if task not in (None, "classification", "regression"):
             raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
         self.task = task
@@ -104,6 +109,7 @@ class TrainOperator(MLStepOperator):
                 f"features {features_ref.uri} have no target column {self.target_column!r}; "
                 f"columns are {list(features.columns)}"
             )
+        self.train_params = coerce_to_annotations(self.train, self.train_params, self._templated_params, "train")
         holdout = features.sample(frac=self.holdout_fraction, random_state=self.seed)
         train_df = features.drop(index=holdout.index)
         if train_df.empty or holdout.empty:

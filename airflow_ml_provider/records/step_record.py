@@ -34,6 +34,8 @@ class StepRecord:
     inputs: list[dict[str, Any]] = field(default_factory=list)
     outputs: list[dict[str, Any]] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
+    #: The user's callable as errors show it: ``<file relative to the DAGs folder>:<qualname>``, e.g.
+    #: ``retrain.py:train`` (``lineage.environment.callable_name``).
     code: str | None = None
     #: The user's callable in detail (see ``lineage.environment.code_info``): source sha256, git commit, dirty flag.
     code_identity: dict[str, Any] | None = None

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_ml_provider.reproduce.compare import ReproductionReport, build_report
+from airflow_ml_provider.reproduce.model_check import compare_models
 from airflow_ml_provider.reproduce.original import (
     RecordedRun,
     ReproductionError,
@@ -134,13 +135,18 @@ class LocalRunner:
 
 
 def _load_dag(dag_id: str, dags_folder: str | None) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
+    """Parse the DAGs folder as Airflow does (BundleDagBag puts it on ``sys.path``), so that a DAG file's
+    imports of modules beside it (``from breast_cancer.pipeline import ...``) resolve here too."""
+    from airflow.configuration import conf
+    from airflow.dag_processing.dagbag import BundleDagBag
 
-    folder = dags_folder or os.environ.get("AIRFLOW__CORE__DAGS_FOLDER")
-    bag = DagBag(dag_folder=folder) if folder else DagBag()
+    folder = os.path.abspath(os.path.expanduser(dags_folder or conf.get("core", "dags_folder")))
+    bag = BundleDagBag(dag_folder=folder, bundle_path=Path(folder), bundle_name="dags-folder")
     dag = bag.get_dag(dag_id)
     if dag is None:
-        raise ReproductionError(f"DAG {dag_id!r} not found in the DAGs folder {folder or '(Airflow default)'}")
+        errors = "; ".join(f"{path}: {error.strip().splitlines()[-1]}" for path, error in bag.import_errors.items())
+        found = f" (import errors: {errors})" if errors else ""
+        raise ReproductionError(f"DAG {dag_id!r} not found in the DAGs folder {folder}{found}")
     return dag
 
 
@@ -178,24 +184,50 @@ def reproduce(
     experiment_id = client.get_run(parent).info.experiment_id
     new_parent = _new_parent_run(client, experiment_id, recorded.dag_id, run_id, runner.no_records_hint(run_id))
     reproduced = load_recorded_run(client, new_parent)
-    original_steps = {t: r for t, r in recorded.steps.items() if r.step not in ("gate", "promote", "predict")}
+    reused = sorted(conf[CONF_KEY]["reuse"])
+    model_comparisons = {
+        task_id: compare_models(client, record, reproduced.steps[task_id], request.tolerance)
+        for task_id, record in recorded.steps.items()
+        if record.step == "train" and task_id not in reused and task_id in reproduced.steps
+    }
     return build_report(
         target=ref.uri,
-        original_steps=original_steps,
+        original_steps=recorded.steps,
         reproduced_steps=reproduced.steps,
         original_run=recorded.run_id,
         reproduced_run=run_id,
         tolerance=request.tolerance,
         overrides=request.overrides,
-        reused=sorted(conf[CONF_KEY]["reuse"]),
+        reused=reused,
         raw_inputs=raw_inputs,
+        models=model_comparisons,
     )
 
 
 def write_report(report: ReproductionReport, directory: str | Path) -> tuple[Path, Path]:
+    """Write ``reproduction.md``/``.json`` into ``directory``, never over an earlier report.
+
+    When those names are taken (by a report from an earlier reproduction) the pair is numbered:
+    ``reproduction-2.md``/``.json``, then ``-3``, and so on. The files are created exclusively, so two
+    reproductions writing to one directory at once also get a pair each.
+    """
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    md, js = out / "reproduction.md", out / "reproduction.json"
-    md.write_text(report.to_markdown())
-    js.write_text(report.to_json())
-    return md, js
+    for n in range(1, 10_000):
+        stem = "reproduction" if n == 1 else f"reproduction-{n}"
+        md, js = out / f"{stem}.md", out / f"{stem}.json"
+        if md.exists() or js.exists():
+            continue
+        try:
+            with md.open("x") as f:
+                f.write(report.to_markdown())
+        except FileExistsError:  # another reproduction took this name just now
+            continue
+        try:
+            with js.open("x") as f:
+                f.write(report.to_json())
+        except FileExistsError:
+            md.unlink()
+            continue
+        return md, js
+    raise ReproductionError(f"{out} already holds 9,999 reproduction reports; pass another --report-dir")

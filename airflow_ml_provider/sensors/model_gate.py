@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
@@ -86,7 +86,13 @@ class ModelGateSensor(BaseSensorOperator):
     ``HITLOperator(options=["Approve", "Reject"], ...)`` instead, which never skips.
 
     :param model: TrainOperator's result, ``{"model_name", "version"}`` or ``models:/<name>/<version>`` (templated).
-    :param policy: a :class:`~airflow_ml_provider.gate.GatePolicy` or its dict form (templated).
+    :param policy: a :class:`~airflow_ml_provider.gate.GatePolicy` or its dict form (templated). A literal
+        policy, or one templated only in its numbers, is validated when the DAG file is parsed (a mistake
+        is a DAG import error naming the key); any other is validated once rendered, before evidence is
+        read, and an invalid one fails the gate (even with ``soft_fail``) with a verdict saying why.
+        A templated number that renders as text ("0.9", without ``render_template_as_native_obj``)
+        is read as a number. Metric directions come from the built-in metric table
+        (:data:`airflow_ml_provider.metrics.BUILTIN`); a custom metric must set ``greater_is_better``.
     :param scenarios: the scenario file; every scenario in it must have been run and passed (templated).
     :param wait_for_evidence: keep checking while evaluation or scenario evidence is not written yet
         (until ``timeout``) instead of failing at once; evidence that is present and failing always
@@ -119,6 +125,7 @@ class ModelGateSensor(BaseSensorOperator):
         super().__init__(**kwargs)
         self.model = model
         self.policy = policy
+        self._policy_numbers = _check_policy_at_parse(policy, self.task_id)
         self.scenarios = scenarios
         self.wait_for_evidence = wait_for_evidence
         self.verify_artifact = verify_artifact
@@ -138,6 +145,13 @@ class ModelGateSensor(BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowSkipException
 
+        from airflow_ml_provider.task_logs import route_mlflow_output_to_task_log
+
+        route_mlflow_output_to_task_log()
+        try:
+            self._declared_policy()  # rendered by now: a bad policy fails here, before any evidence is read
+        except ValueError as e:
+            self._refuse_policy(context, e)
         if self.deferrable:
             return self._defer(context)
         self._waiting = None
@@ -169,6 +183,9 @@ class ModelGateSensor(BaseSensorOperator):
         """Resume after :class:`ModelGateTrigger` fired: gather again, decide and record as a poke does."""
         from airflow.sdk.exceptions import AirflowSensorTimeout
 
+        from airflow_ml_provider.task_logs import route_mlflow_output_to_task_log
+
+        route_mlflow_output_to_task_log()
         event = dict(event or {})
         self.log.info("ModelGateTrigger fired: %s", event)
         if event.get("status") == "timeout":
@@ -222,6 +239,9 @@ class ModelGateSensor(BaseSensorOperator):
             poke_interval=self.poke_interval,
             deadline=deadline.isoformat(),
             wait_for_evidence=self.wait_for_evidence,
+            http_request_timeout=settings.http_request_timeout,
+            http_request_max_retries=settings.http_request_max_retries,
+            http_request_backoff_factor=settings.http_request_backoff_factor,
         )
         # The trigger fires "timeout" itself at the deadline; Airflow's deferral timeout is a backstop
         # (handled in resume_execution) in case the triggerer cannot run it.
@@ -273,9 +293,38 @@ class ModelGateSensor(BaseSensorOperator):
         )
 
     def _declared_policy(self) -> GatePolicy:
+        """The rendered policy, templated numbers that rendered as text ("0.9") read as numbers."""
         from airflow_ml_provider.gate import GatePolicy
+        from airflow_ml_provider.templating import coerce_numbers
 
-        return self.policy if isinstance(self.policy, GatePolicy) else GatePolicy.from_dict(self.policy)
+        if isinstance(self.policy, GatePolicy):
+            return self.policy
+        if isinstance(self.policy, str):
+            raise ValueError(
+                f"the policy rendered as text, not a mapping: {self.policy[:200]!r}. A policy given as one "
+                "template needs render_template_as_native_obj=True on the DAG; or template its values only"
+            )
+        return GatePolicy.from_dict(coerce_numbers(self.policy, self._policy_numbers))
+
+    def _refuse_policy(self, context: Context, error: Exception) -> NoReturn:
+        """Record a failed verdict saying why the rendered policy is invalid, then fail the task (no retry)."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from airflow_ml_provider.gate import Check, Subject, Verdict
+        from airflow_ml_provider.models import ModelRef
+        from airflow_ml_provider.operators.base import resolve_hook
+
+        ref = ModelRef.parse(self.model)
+        reason = f"the gate policy is invalid, so no evidence was read: {error}"
+        verdict = Verdict(
+            subject=Subject(ref.name, ref.version, None),
+            passed=False,
+            checks=(Check("policy", False, reason),),
+            decided_at=_now(),
+            policy=_recordable(self.policy),
+        )
+        self._publish_verdict(context, resolve_hook(self.mlflow_conn_id), ref, verdict)
+        raise AirflowFailException(verdict.summary())
 
     def _scenario_names(self) -> tuple[tuple[str, ...], list[str]]:
         """Every scenario of the scenario file (all required), or the problem loading it."""
@@ -340,12 +389,18 @@ class ModelGateSensor(BaseSensorOperator):
         return assessment.verdict.to_dict()
 
     def _publish(self, context: Context, assessment: _Assessment) -> None:
-        verdict = assessment.verdict
-        self.log.info("Gate verdict for %s:\n%s", assessment.ref.uri, verdict.to_table())
-        self._record(assessment.hook, assessment.ref, verdict, context)
+        self._publish_verdict(context, assessment.hook, assessment.ref, assessment.verdict)
+
+    def _publish_verdict(self, context: Context, hook: MlflowHook, ref: ModelRef, verdict: Verdict) -> None:
+        self.log.info("Gate verdict for %s:\n%s", ref.uri, verdict.to_table())
+        self._record(hook, ref, verdict, context)
 
     def _record(self, hook: MlflowHook, ref: ModelRef, verdict: Verdict, context: Context) -> None:
-        """Store the verdict in MLflow; a verdict that cannot be stored cannot be promoted on."""
+        """Store the verdict in MLflow; a verdict that cannot be stored cannot be promoted on.
+
+        A failed verdict is a failed step: the gate's step run ends FAILED with the verdict's summary as
+        its record's error (so the DAG run's parent run is FAILED too), the verdict still recorded in full.
+        """
         from airflow_ml_provider.operators.base import resolve_experiment
         from airflow_ml_provider.tracking import step_run
 
@@ -372,6 +427,8 @@ class ModelGateSensor(BaseSensorOperator):
                 }
                 for key, value in tags.items():
                     client.set_model_version_tag(ref.name, ref.version, key, value)
+                if not verdict.passed:
+                    run.fail(verdict.summary())
         except Exception as e:
             if verdict.passed:
                 from airflow.sdk.exceptions import AirflowFailException
@@ -409,6 +466,44 @@ class ModelGateSensor(BaseSensorOperator):
 
     def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
         return self.get_openlineage_facets_on_complete(task_instance)
+
+
+def _check_policy_at_parse(policy: Any, task_id: str) -> tuple[tuple[Any, ...], ...]:
+    """Validate the policy when the DAG file is parsed, as far as it is known then; returns the paths of
+    its templated numbers (which may render as text, to be read as numbers after rendering).
+
+    A literal policy, or one templated only in its numbers (checked with 1 standing in for each),
+    is validated here, so a mistake is a DAG import error. Any other template is validated after
+    rendering. Pure: no heavy import at parse time.
+    """
+    from airflow_ml_provider.gate import GatePolicy
+    from airflow_ml_provider.gate.policy import is_number_field
+    from airflow_ml_provider.templating import map_at, template_paths
+
+    if isinstance(policy, GatePolicy):
+        return ()
+    paths = template_paths(policy)
+    if paths is None:  # e.g. another task's output: known only at run time
+        return ()
+    numbers = tuple(path for path in paths if is_number_field(path))
+    if len(numbers) == len(paths):
+        try:
+            GatePolicy.from_dict(map_at(policy, numbers, lambda _: 1.0))
+        except ValueError as e:
+            raise ValueError(f"ModelGateSensor {task_id!r}: invalid policy: {e}") from None
+    return numbers
+
+
+def _recordable(policy: Any) -> dict[str, Any]:
+    """The policy as given, for a verdict's record; as text when it is not JSON-safe data."""
+    import json
+
+    if isinstance(policy, Mapping):
+        try:
+            return json.loads(json.dumps(dict(policy), allow_nan=False))
+        except (TypeError, ValueError):
+            pass
+    return {"unparsed": repr(policy)[:2000]}
 
 
 def _error(error: BaseException) -> str:

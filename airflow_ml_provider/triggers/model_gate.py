@@ -17,6 +17,7 @@ Credentials: the trigger talks to ``tracking_uri`` with the triggerer's environm
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,8 @@ class ModelGateTrigger(BaseTrigger):
     :param deadline: ISO-8601 UTC time after which the trigger fires ``timeout`` (None: never). An
         absolute time, so a trigger restarted by another triggerer does not wait afresh.
     :param wait_for_evidence: False fires after the first check, whatever it found.
+    :param http_request_timeout: the connection's HTTP bounds (see ``MlflowHook``), so that a tracking
+        server that is down costs a check seconds, not MLflow's minutes of retries.
     """
 
     def __init__(
@@ -56,6 +59,9 @@ class ModelGateTrigger(BaseTrigger):
         poke_interval: float = 60.0,
         deadline: str | None = None,
         wait_for_evidence: bool = True,
+        http_request_timeout: int | None = None,
+        http_request_max_retries: int | None = None,
+        http_request_backoff_factor: int | None = None,
     ) -> None:
         super().__init__()
         self.model_name = str(model_name)
@@ -67,6 +73,9 @@ class ModelGateTrigger(BaseTrigger):
         self.poke_interval = float(poke_interval)
         self.deadline = deadline
         self.wait_for_evidence = bool(wait_for_evidence)
+        self.http_request_timeout = http_request_timeout
+        self.http_request_max_retries = http_request_max_retries
+        self.http_request_backoff_factor = http_request_backoff_factor
         self._client: MlflowClient | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -82,6 +91,9 @@ class ModelGateTrigger(BaseTrigger):
                 "poke_interval": self.poke_interval,
                 "deadline": self.deadline,
                 "wait_for_evidence": self.wait_for_evidence,
+                "http_request_timeout": self.http_request_timeout,
+                "http_request_max_retries": self.http_request_max_retries,
+                "http_request_backoff_factor": self.http_request_backoff_factor,
             },
         )
 
@@ -102,6 +114,21 @@ class ModelGateTrigger(BaseTrigger):
 
         if self._client is None:
             from mlflow import MlflowClient
+
+            from airflow_ml_provider.hooks.mlflow import MlflowSettings, export_http_settings
+
+            bounds: dict[str, Any] = {
+                key: value
+                for key, value in (
+                    ("http_request_timeout", self.http_request_timeout),
+                    ("http_request_max_retries", self.http_request_max_retries),
+                    ("http_request_backoff_factor", self.http_request_backoff_factor),
+                )
+                if value is not None
+            }
+            # Process-wide in the triggerer (MLflow reads only variables): the last gate to start sets them.
+            defaults = MlflowSettings(self.tracking_uri, self.registry_uri, None)
+            export_http_settings(dataclasses.replace(defaults, **bounds))
 
             # Without an explicit registry URI, MLflow falls back to the process-global one: not ours.
             self._client = MlflowClient(

@@ -68,6 +68,7 @@ def test_good_data_promotes_a_version(good_run: Any, mlflow_client: Any) -> None
     assert version.tags["airflow.run_id"] == good_run.run_id
     assert version.tags["airflow.task_id"] == "train"
     assert version.tags["airflow_ml.gate.status"] == "passed"
+    assert parent_run(mlflow_client, good_run.run_id).info.status == "FINISHED"
 
 
 def test_complete_events_name_real_inputs_and_outputs(good_run: Any, mlflow_client: Any) -> None:
@@ -171,7 +172,10 @@ def test_metric_below_threshold_blocks_the_gate(good_run: Any, mlflow_client: An
     verdict = gate_verdict(mlflow_client, blocked)
     failed = {c["name"]: c["reason"] for c in verdict["checks"] if not c["passed"]}
     assert set(failed) == {"metric:accuracy:threshold"}
-    assert "< 0.999" in failed["metric:accuracy:threshold"]
+    assert "is below the minimum 0.999 (higher is better)" in failed["metric:accuracy:threshold"]
+    gate_run = mlflow_client.get_run(blocked.tags["airflow_ml.gate.run_id"])
+    assert gate_run.info.status == "FAILED", "a failed verdict is a failed gate step"
+    assert parent_run(mlflow_client, run.run_id).info.status == "FAILED", "the DAG-run parent shows the failed gate"
 
 
 def test_status_command_explains_why_the_latest_version_was_not_promoted(
@@ -199,6 +203,15 @@ def step_record(client: Any, dag_run_id: str, task_id: str) -> dict[str, Any]:
     assert len(runs) == 1, f"expected one MLflow run for {task_id} of {dag_run_id}, found {len(runs)}"
     path = client.download_artifacts(runs[0].info.run_id, "airflow_ml/step_record.json", str(STATE))
     return json.loads(Path(path).read_text())
+
+
+def parent_run(client: Any, dag_run_id: str) -> Any:
+    """The DAG run's parent MLflow run."""
+    [run] = client.search_runs(
+        [client.get_experiment_by_name(DAG_ID).experiment_id],
+        filter_string=f"tags.`airflow.run_id` = '{dag_run_id}' and tags.`airflow_ml.kind` = 'dag_run'",
+    )
+    return run
 
 
 def gate_verdict(client: Any, version: Any) -> dict[str, Any]:

@@ -175,10 +175,9 @@ class Baseline:
 @pytest.fixture(scope="session")
 def baseline(airflow_db: Path, raw_data: Path, mlflow_client: Any) -> Baseline:
     """featurize -> train v1 -> evaluate -> simulate -> gate -> promote: v1 is the champion."""
-    from breast_cancer.pipeline import TARGET, train, transform
-
     from airflow_ml_provider.operators.featurize import FeaturizeOperator
     from airflow_ml_provider.operators.train import TrainOperator
+    from tests.example import TARGET, train, transform
 
     features = FeaturizeOperator(
         task_id="featurize",

@@ -117,11 +117,10 @@ def _gate_bound_to_failed_featurize(baseline: Baseline, **suites: str) -> tuple[
 
 def _featurize(baseline: Baseline, **suites: str) -> str:
     """Run FeaturizeOperator, expecting it to refuse the suite; returns its (failed) MLflow run id."""
-    from breast_cancer.pipeline import transform
-
     from airflow_ml_provider.expectations import ExpectationSuiteError
     from airflow_ml_provider.operators.featurize import FeaturizeOperator
     from airflow_ml_provider.tracking import TAG_STEP
+    from tests.example import transform
 
     ctx = context("featurize")
     with pytest.raises(ExpectationSuiteError):
@@ -257,7 +256,12 @@ def nan_and_infinite(y_true: Any, y_pred: Any) -> dict[str, float]:
 def test_nan_or_infinite_metric(baseline: Baseline, assert_blocked: Any) -> None:
     version = baseline.candidate(evaluate_kwargs={"metric_fn": nan_and_infinite})
     policy = json.loads(json.dumps(POLICY))
-    policy["metrics"].update({"calibration": {"threshold": 0.5}, "lift": {"threshold": 1.0}})
+    policy["metrics"].update(  # custom metrics (from metric_fn) state their direction
+        {
+            "calibration": {"threshold": 0.5, "greater_is_better": True},
+            "lift": {"threshold": 1.0, "greater_is_better": True},
+        }
+    )
 
     outcome = run_gate(baseline.client, MODEL, version, policy=policy)
 

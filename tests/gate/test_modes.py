@@ -129,6 +129,8 @@ def test_deferrable_execute_defers_with_a_json_safe_trigger(baseline: Baseline) 
     assert json.loads(json.dumps(kwargs)) == kwargs, "trigger kwargs must be plain JSON"
     assert kwargs["model_name"] == MODEL and kwargs["model_version"] == version
     assert kwargs["tracking_uri"] == baseline_uri() and kwargs["poke_interval"] == 2.0
+    # The connection's HTTP bounds travel to the triggerer (MLflow's own would retry for minutes).
+    assert (kwargs["http_request_timeout"], kwargs["http_request_max_retries"]) == (10, 2)
     assert kwargs["scenario_names"] == ["typical_benign", "typical_malignant", "labelled_cases", "valid_labels"]
     assert kwargs["policy"]["required_suites"] == ["breast_cancer_raw", "breast_cancer_features"]
     deadline = datetime.fromisoformat(kwargs["deadline"])

@@ -203,10 +203,10 @@ def test_lineage_walks_from_the_predictions_file_back_to_the_raw_data(first: Run
     assert model["version"] == first.model_version and model["fingerprint"] == first.predict["model"]["fingerprint"]
 
     train = node(graph, f"run:{first.train['mlflow_run_id']}")
-    assert train["code"] == "breast_cancer.pipeline:train" and train["params"]["C"] == 1.0
+    assert train["code"] == "breast_cancer/pipeline.py:train" and train["params"]["C"] == 1.0
     assert train["inputs"][0]["fingerprint"] == first.features["fingerprint"]
     featurize = node(graph, f"run:{first.featurize['mlflow_run_id']}")
-    assert featurize["code"] == "breast_cancer.pipeline:transform"
+    assert featurize["code"] == "breast_cancer/pipeline.py:transform"
     assert featurize["airflow"]["run_id"] == first.run_id
     assert featurize["params"]["raw_fingerprint"] == fingerprint_file(RAW_URI)
     # the features the model was trained on are the features that were scored: one node, reached twice
@@ -227,7 +227,7 @@ def test_lineage_of_the_champion_alias_text_and_dot(first: Run, mlflow_client: A
     assert code == 0
     assert f"model: models:/{MODEL}/{first.model_version}" in text
     assert f"raw: {RAW_URI.as_uri()}" in text and fingerprint_file(RAW_URI) in text
-    assert "code: breast_cancer.pipeline:transform" in text
+    assert "code: breast_cancer/pipeline.py:transform" in text
 
     code, dot, _ = lineage(str(first.predictions_path), "--format", "dot")
     assert code == 0

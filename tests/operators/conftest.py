@@ -35,9 +35,8 @@ def raw_frame(raw_data: Path) -> Any:
 @pytest.fixture(scope="session")
 def featurized(raw_data: Path, client: Any) -> dict[str, Any]:
     """FeaturizeOperator's result for the example's raw data, with both expectation suites."""
-    from breast_cancer.pipeline import transform
-
     from airflow_ml_provider.operators.featurize import FeaturizeOperator
+    from tests.example import transform
 
     op = FeaturizeOperator(
         task_id="featurize",
@@ -53,9 +52,8 @@ def featurized(raw_data: Path, client: Any) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def trained(featurized: dict[str, Any], client: Any) -> dict[str, Any]:
     """One model version of the example's classifier, trained by TrainOperator on those features."""
-    from breast_cancer.pipeline import TARGET, train
-
     from airflow_ml_provider.operators.train import TrainOperator
+    from tests.example import TARGET, train
 
     op = TrainOperator(
         task_id="train",

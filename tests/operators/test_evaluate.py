@@ -165,13 +165,15 @@ def test_metrics_match_sklearn_and_bind_evidence(trained: dict[str, Any], client
     holdout = pd.read_parquet(Path(result["holdout"]["uri"].removeprefix("file://")))
     model = models.load_model(result["model_uri"])
     x, y = holdout.drop(columns=["target"]), holdout["target"]
-    predicted, score = model.predict(x), model.predict_proba(x)[:, 1]
+    predicted, proba = model.predict(x), model.predict_proba(x)
+    score = proba[:, 1]
     expected = {
         "accuracy": skm.accuracy_score(y, predicted),
         "precision": skm.precision_score(y, predicted),
         "recall": skm.recall_score(y, predicted),
         "f1": skm.f1_score(y, predicted),
         "roc_auc": skm.roc_auc_score(y, score),
+        "log_loss": skm.log_loss(y, proba),
     }
     assert out["metrics"] == pytest.approx(expected, abs=1e-12)
     record = assert_step_succeeded(client, context)

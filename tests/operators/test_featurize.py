@@ -8,12 +8,12 @@ status is ``failed`` and whose error is the one raised.
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from breast_cancer.pipeline import transform
 
 from airflow_ml_provider.datasets import DatasetError
 from airflow_ml_provider.expectations import DataExpectationError, ExpectationSuiteError
@@ -21,6 +21,7 @@ from airflow_ml_provider.lineage.fingerprint import fingerprint_file
 from airflow_ml_provider.operators.base import code_identity
 from airflow_ml_provider.operators.featurize import FeaturizeOperator
 from airflow_ml_provider.records.step_record import read_record
+from tests.example import transform
 from tests.operators._support import (
     artifact_root,
     assert_nothing_written,
@@ -178,12 +179,19 @@ def test_transform_returning_a_list(raw_data: Path, client: Any) -> None:
     assert_step_failed(client, context, excinfo.value, "transform_to_list", "list")
 
 
-def test_transform_params_not_matching_signature(raw_data: Path, client: Any) -> None:
-    op = featurize(raw_data, transform_params={"clip_quantile": 0.99, "clip_quantil": 0.9})
-    context, excinfo = run_failing(op, TypeError)
+def test_transform_params_not_matching_signature_fail_when_the_dag_is_parsed(raw_data: Path) -> None:
+    with pytest.raises(TypeError) as excinfo:
+        featurize(raw_data, transform_params={"clip_quantile": 0.99, "clip_quantil": 0.9})
     message = str(excinfo.value)
     assert "'clip_quantil'" in message and code_identity(transform) in message
-    assert "transform" in message
+    assert str(inspect.signature(transform)) in message
+
+
+def test_transform_params_changed_at_run_time_are_checked_at_run_time(raw_data: Path, client: Any) -> None:
+    op = featurize(raw_data, transform_params={"clip_quantile": 0.99})
+    op.apply_overrides({"clip_quantil": 0.9})  # as a reproduction's --set would
+    context, excinfo = run_failing(op, TypeError)
+    assert "'clip_quantil'" in str(excinfo.value) and code_identity(transform) in str(excinfo.value)
     assert_step_failed(client, context, excinfo.value, "clip_quantil")
 
 

@@ -38,7 +38,7 @@ POLICY = {
 @pytest.fixture(scope="module")
 def candidate(featurized: dict[str, Any], client: Any) -> dict[str, Any]:
     """A version trained, evaluated and simulated (all green), but never gated."""
-    from breast_cancer.pipeline import TARGET, train
+    from tests.example import TARGET, train
 
     run_id = make_context(DAG, "x")["ti"].run_id
     trained = TrainOperator(

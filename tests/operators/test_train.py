@@ -7,6 +7,7 @@ and trains one more model that is not a scikit-learn estimator, to check the pyf
 
 from __future__ import annotations
 
+import inspect
 import threading
 from pathlib import Path
 from typing import Any
@@ -153,12 +154,42 @@ def test_train_not_returning_a_model(features: dict[str, Any], client: Any, trai
     assert record.model is None  # nothing claims a model for this run
 
 
-def test_train_params_with_unknown_kwarg(features: dict[str, Any], client: Any) -> None:
-    op = trainer(features, train_params={"C": 0.5, "learning_rate": 0.1})
+def test_train_params_with_unknown_kwarg_fail_when_the_dag_is_parsed(features: dict[str, Any]) -> None:
+    """The param names are literal (Airflow renders values, not keys): the mistake is a DAG import error."""
+    with pytest.raises(TypeError) as excinfo:
+        trainer(features, train_params={"C": "{{ params.C }}", "learning_rate": 0.1})
+    message = str(excinfo.value)
+    assert "'learning_rate'" in message and code_identity(fit_logistic) in message
+    assert str(inspect.signature(fit_logistic)) in message
+
+
+def test_train_params_changed_at_run_time_are_checked_at_run_time(features: dict[str, Any], client: Any) -> None:
+    """A reproduction's --set override can add a param after parsing: the step fails with the same message."""
+    op = trainer(features, train_params={"C": 0.5})
+    op.apply_overrides({"learning_rate": 0.1})
     context, excinfo = run_failing(op, TypeError, client)
     message = str(excinfo.value)
     assert "'learning_rate'" in message and code_identity(fit_logistic) in message
     assert_step_failed(client, context, excinfo.value, "learning_rate")
+
+
+def test_templated_params_rendered_as_text_take_the_annotated_type(features: dict[str, Any], client: Any) -> None:
+    """Without render_template_as_native_obj, "{{ params.C }}" renders as the text "0.5"; train declares C: float."""
+    op = trainer(features, train_params={"C": "{{ params.C }}"})
+    op.render_template_fields({"params": {"C": 0.5}})
+    assert op.train_params == {"C": "0.5"}  # what Airflow's (non-native) rendering hands the operator
+    context = make_context(DAG, op.task_id)
+    op.execute(context)
+    record = assert_step_succeeded(client, context)
+    assert record.results["hyperparameters"]["C"] == 0.5
+
+
+def test_templated_param_that_is_not_its_annotated_type_fails_naming_it(features: dict[str, Any], client: Any) -> None:
+    op = trainer(features, train_params={"C": "{{ params.C }}"})
+    op.render_template_fields({"params": {"C": "strong"}})
+    context, excinfo = run_failing(op, TypeError, client)
+    assert "train parameter 'C' is annotated float, but its template rendered 'strong'" in str(excinfo.value)
+    assert_step_failed(client, context, excinfo.value, "'strong'")
 
 
 def test_model_that_cannot_be_logged_registers_nothing(features: dict[str, Any], client: Any) -> None:

@@ -49,6 +49,20 @@ def test_champion_reproduces_bit_identical_features_and_equal_metrics(
     assert {m["name"] for m in metrics} >= {"accuracy", "roc_auc", "f1"}
     assert all(abs(m["reproduced"] - m["original"]) <= 1e-9 for m in metrics)
     assert report["raw_inputs"][0]["recorded"] == report["raw_inputs"][0]["current"]
+    # The models themselves: both scored on the recorded holdout (114 of the 569 rows).
+    train = steps["train"]
+    assert train["outcome"] == "identical", train
+    assert train["model"]["outcome"] == "identical" and train["model"]["rows"] == 114
+    assert train["model"]["rows_different"] == 0 and train["model"]["max_difference"] == 0.0
+    assert train["model"]["outputs"] == ["predict", "predict_proba"]
+    # skops archives are not byte-stable, so the model file is not compared (and not called identical).
+    assert train["model"]["fingerprint"]["outcome"] == "not compared"
+    assert "skops is not byte-stable" in train["model"]["fingerprint"]["reason"]
+    # The gate ran on the rebuilt version and is listed with its verdict.
+    [gate] = report["gates"]
+    assert gate["task_id"] == "gate" and gate["original"] == "passed"
+    assert gate["reproduced"] == "passed" and gate["model"] == f"models:/{MODEL}/{report['reproduced_version']}"
+    assert f"| gate | verdict on models:/{MODEL}/{report['reproduced_version']}: passed" in out
 
     new_version = mlflow_client.get_model_version(MODEL, report["reproduced_version"])
     assert new_version.tags["airflow_ml.reproduction_of"] == f"models:/{MODEL}/{original['version']}"
@@ -65,6 +79,16 @@ def test_changing_a_hyperparameter_reports_the_change_and_its_effect(
 
     train = next(s for s in report.steps if s.task_id == "train")
     assert train.changed_params == {"C": [1.0, 0.0005]}
+    assert train.outcome == "changed by --set", "a step whose params were overridden is never identical"
+    assert train.model is not None and train.model["outcome"] == "different"
+    assert 0 < train.model["rows_different"] <= train.model["rows"] == 114
+    assert train.model["max_difference"] > 0.01
+    assert "| train | identical |" not in report.to_markdown()
+    train_row = next(line for line in report.to_markdown().splitlines() if line.startswith("| train |"))
+    assert train_row.startswith("| train | changed by --set |") and "param C: 1.0 -> 0.0005" in train_row
+    assert "predictions on the holdout (114 rows): different" in train_row
+    [gate] = report.gates
+    assert gate.model == f"models:/{MODEL}/{report.reproduced_version}" and gate.reproduced in ("passed", "failed")
     evaluate = next(s for s in report.steps if s.task_id == "evaluate")
     accuracy = next(m for m in evaluate.metrics if m["name"] == "accuracy")
     assert accuracy["delta"] is not None and accuracy["delta"] < 0, accuracy  # heavy regularisation costs accuracy

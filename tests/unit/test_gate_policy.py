@@ -42,6 +42,7 @@ from airflow_ml_provider.gate import (
     Verdict,
     decide,
 )
+from airflow_ml_provider.metrics import greater_is_better
 
 NOW = datetime(2025, 1, 15, 12, 0, 0, tzinfo=timezone.utc)
 RECENT = NOW - timedelta(hours=1)
@@ -702,7 +703,12 @@ def _metric_verdict(
     champion_version: str | None = "3-prev",
     first_version: FirstVersionRule = FirstVersionRule.BLOCK,
 ) -> Verdict:
-    """Decide one metric rule in isolation: only the evaluation matters."""
+    """Decide one metric rule in isolation: only the evaluation matters.
+
+    ``m`` is a custom metric, so its rule must state a direction: higher is better unless it says otherwise.
+    """
+    if rule.greater_is_better is None:
+        rule = replace(rule, greater_is_better=True)
     evaluation = make_evaluation(
         metrics={"m": value},
         champion_version=None if champion is None else champion_version,
@@ -751,11 +757,11 @@ class TestMetrics:
 
     def test_threshold_pass_reason(self) -> None:
         check = named(_metric_verdict(MetricThreshold(threshold=0.9), 0.912), "metric:m:threshold")
-        assert check.passed and check.reason == "m 0.912 >= 0.900"
+        assert check.passed and check.reason == "m 0.912 is at or above the minimum 0.900 (higher is better)"
 
     def test_threshold_fail_reason(self) -> None:
         check = named(_metric_verdict(MetricThreshold(threshold=0.9), 0.81), "metric:m:threshold")
-        assert not check.passed and check.reason == "m 0.810 < 0.900"
+        assert not check.passed and check.reason == "m 0.810 is below the minimum 0.900 (higher is better)"
 
     def test_threshold_is_inclusive(self) -> None:
         assert _metric_verdict(MetricThreshold(threshold=0.9), 0.9).passed
@@ -765,18 +771,18 @@ class TestMetrics:
         rule = MetricThreshold(threshold=0.3, greater_is_better=False)
         passed = named(_metric_verdict(rule, 0.2), "metric:m:threshold")
         failed = named(_metric_verdict(rule, 0.35), "metric:m:threshold")
-        assert passed.passed and passed.reason == "m 0.200 <= 0.300 (lower is better)"
-        assert not failed.passed and failed.reason == "m 0.350 > 0.300 (lower is better)"
+        assert passed.passed and passed.reason == "m 0.200 is at or below the maximum 0.300 (lower is better)"
+        assert not failed.passed and failed.reason == "m 0.350 is above the maximum 0.300 (lower is better)"
 
     def test_reason_shows_more_digits_when_three_would_hide_the_difference(self) -> None:
         check = named(_metric_verdict(MetricThreshold(threshold=0.9), 0.8996), "metric:m:threshold")
         assert not check.passed
-        assert check.reason == "m 0.8996 < 0.9"
+        assert check.reason == "m 0.8996 is below the minimum 0.9 (higher is better)"
 
     def test_reason_shows_tiny_values_exactly(self) -> None:
         rule = MetricThreshold(threshold=0.001, greater_is_better=False)
         check = named(_metric_verdict(rule, 0.0005), "metric:m:threshold")
-        assert check.reason == "m 0.0005 <= 0.001 (lower is better)"
+        assert check.reason == "m 0.0005 is at or below the maximum 0.001 (lower is better)"
 
     def test_absolute_change_regression_beyond_tolerance_fails(self) -> None:
         evaluation = make_evaluation(
@@ -791,7 +797,10 @@ class TestMetrics:
         evidence = replace(evidence, evaluation=replace(evaluation, model_version="4"))
         check = named(decide(policy, evidence, NOW), "metric:accuracy:vs_champion_absolute")
         assert not check.passed
-        assert check.reason == "accuracy 0.880 vs champion v3 0.905: change -0.025 < required -0.010"
+        assert check.reason == (
+            "accuracy 0.880 vs champion v3 0.905: worse by 0.025; the policy allows worse by at most 0.010 "
+            "(higher is better)"
+        )
 
     def test_absolute_change_within_tolerated_regression_passes(self) -> None:
         check = named(
@@ -799,7 +808,7 @@ class TestMetrics:
             "metric:m:vs_champion_absolute",
         )
         assert check.passed
-        assert "change -0.005 >= required -0.010" in check.reason
+        assert "worse by 0.005; the policy allows worse by at most 0.010 (higher is better)" in check.reason
 
     def test_absolute_change_requires_improvement(self) -> None:
         rule = MetricThreshold(min_absolute_change=0.01)
@@ -810,21 +819,22 @@ class TestMetrics:
         rule = MetricThreshold(min_absolute_change=0.0, greater_is_better=False)
         check = named(_metric_verdict(rule, 0.2, 0.2), "metric:m:vs_champion_absolute")
         assert check.passed
-        assert "change +0.000 >= required +0.000" in check.reason
+        assert "0.200: no change; the policy requires no worse (lower is better)" in check.reason
 
     def test_lower_is_better_change_counts_a_decrease_as_improvement(self) -> None:
         rule = MetricThreshold(min_absolute_change=0.01, greater_is_better=False)
         better = named(_metric_verdict(rule, 0.18, 0.2), "metric:m:vs_champion_absolute")
         worse = named(_metric_verdict(rule, 0.22, 0.2), "metric:m:vs_champion_absolute")
-        assert better.passed and "change +0.020" in better.reason and "lower is better" in better.reason
-        assert not worse.passed and "change -0.020" in worse.reason
+        assert better.passed and "better by 0.020" in better.reason and better.reason.endswith("(lower is better)")
+        assert not worse.passed and "worse by 0.020; the policy requires better by at least 0.010" in worse.reason
 
     def test_relative_change(self) -> None:
         rule = MetricThreshold(min_relative_change=0.05)
         passed = named(_metric_verdict(rule, 0.84, 0.8), "metric:m:vs_champion_relative")
         failed = named(_metric_verdict(rule, 0.82, 0.8), "metric:m:vs_champion_relative")
-        assert passed.passed and "relative change +0.050 >= required +0.050" in passed.reason
-        assert not failed.passed and "relative change +0.025 < required +0.050" in failed.reason
+        required = "of the champion's value; the policy requires better by at least 0.050"
+        assert passed.passed and f"better by 0.050 {required}" in passed.reason
+        assert not failed.passed and f"better by 0.025 {required}" in failed.reason
 
     def test_changes_are_exact_on_the_numbers_as_written(self) -> None:
         # in floats 0.3 - 0.2 = 0.09999999999999998 and (0.84 - 0.8) / 0.8 = 0.04999999999999990
@@ -832,7 +842,7 @@ class TestMetrics:
             _metric_verdict(MetricThreshold(min_absolute_change=0.1), 0.3, 0.2),
             "metric:m:vs_champion_absolute",
         )
-        assert absolute.passed and "change +0.100 >= required +0.100" in absolute.reason
+        assert absolute.passed and "better by 0.100; the policy requires better by at least 0.100" in absolute.reason
         relative = named(
             _metric_verdict(MetricThreshold(min_relative_change=0.05), 0.84, 0.8),
             "metric:m:vs_champion_relative",
@@ -845,7 +855,7 @@ class TestMetrics:
             _metric_verdict(MetricThreshold(min_relative_change=0.5), -1.0, -2.0),
             "metric:m:vs_champion_relative",
         )
-        assert check.passed and "relative change +0.500" in check.reason
+        assert check.passed and "better by 0.500 of the champion's value" in check.reason
 
     @pytest.mark.parametrize(
         ("value", "required", "passed", "note"),
@@ -948,6 +958,99 @@ class TestMetrics:
         rule = MetricThreshold(min_absolute_change=0.0)
         check = named(_metric_verdict(rule, 1e308, -1e308), "metric:m:vs_champion_absolute")
         assert check.passed  # the difference overflows to +inf, which is still an improvement
+
+
+# ============================================================================================
+# Metric directions: from the one table of built-in metrics, never guessed
+# ============================================================================================
+
+
+def _regression_verdict(policy: dict[str, Any], rmse: float, champion: float | None) -> Verdict:
+    evaluation = make_evaluation(
+        metrics={"rmse": rmse},
+        champion_version=None if champion is None else "10",
+        champion_metrics=None if champion is None else {"rmse": champion},
+    )
+    policy = {"require_data_expectations": False, "require_scenarios": False, **policy}
+    return decide(GatePolicy.from_dict(policy), make_evidence(evaluation=evaluation), NOW)
+
+
+class TestMetricDirections:
+    def test_a_worse_rmse_is_blocked_by_a_change_only_policy(self) -> None:
+        """The user's case: {"rmse": {"min_absolute_change": 0.0}} promoted 64.982 over a 53.458 champion."""
+        verdict = _regression_verdict({"metrics": {"rmse": {"min_absolute_change": 0.0}}}, 64.982, 53.458)
+        check = named(verdict, "metric:rmse:vs_champion_absolute")
+        assert not verdict.passed and not check.passed
+        assert check.reason == (
+            "rmse 64.982 vs champion v10 53.458: worse by 11.524; the policy requires no worse (lower is better)"
+        )
+        better = _regression_verdict({"metrics": {"rmse": {"min_absolute_change": 0.0}}}, 50.0, 53.458)
+        assert better.passed, better.to_table()
+        assert "better by 3.458" in named(better, "metric:rmse:vs_champion_absolute").reason
+
+    def test_an_rmse_threshold_is_a_maximum(self) -> None:
+        below = _regression_verdict({"metrics": {"rmse": {"threshold": 65}}}, 53.458, None)
+        passed = named(below, "metric:rmse:threshold")
+        assert passed.passed and passed.reason == "rmse 53.458 is at or below the maximum 65.000 (lower is better)"
+        above = _regression_verdict({"metrics": {"rmse": {"threshold": 50}}}, 53.46, None)
+        failed = named(above, "metric:rmse:threshold")
+        assert not failed.passed and failed.reason == "rmse 53.460 is above the maximum 50.000 (lower is better)"
+
+    @pytest.mark.parametrize(
+        ("metric", "greater"),
+        [(m, True) for m in ("accuracy", "precision", "recall", "f1", "roc_auc", "r2")]
+        + [(m, False) for m in ("rmse", "mae", "mse", "log_loss")],
+    )
+    def test_builtin_metrics_take_their_direction_from_the_table(self, metric: str, greater: bool) -> None:
+        policy = GatePolicy.from_dict({"metrics": {metric: {"threshold": 0.5}}})
+        assert policy.metrics[metric].greater_is_better is greater
+        assert policy.to_dict()["metrics"][metric]["greater_is_better"] is greater  # the record is explicit
+        assert GatePolicy.from_dict(json_round_trip(policy.to_dict())) == policy
+        # stating the same direction is fine
+        assert GatePolicy.from_dict({"metrics": {metric: {"threshold": 0.5, "greater_is_better": greater}}}) == policy
+
+    @pytest.mark.parametrize("metric", ["rmse", "accuracy"])
+    def test_a_direction_that_contradicts_the_table_is_refused(self, metric: str) -> None:
+        wrong = greater_is_better(metric) is False
+        with pytest.raises(ValueError) as excinfo:
+            GatePolicy(metrics={metric: MetricThreshold(min_absolute_change=0.0, greater_is_better=wrong)})
+        message = str(excinfo.value)
+        assert f"GatePolicy.metrics[{metric!r}]" in message and "contradicts" in message
+        assert ("lower is better" if metric == "rmse" else "higher is better") in message
+        assert "remove greater_is_better" in message
+
+    def test_a_custom_metric_without_a_direction_is_refused(self) -> None:
+        with pytest.raises(ValueError) as excinfo:
+            GatePolicy.from_dict({"metrics": {"business_cost": {"threshold": 100}}})
+        message = str(excinfo.value)
+        assert "'business_cost' is not a built-in metric" in message
+        assert '"greater_is_better": true (higher is better) or false (lower is better)' in message
+        custom = GatePolicy.from_dict({"metrics": {"business_cost": {"threshold": 100, "greater_is_better": False}}})
+        assert custom.metrics["business_cost"].greater_is_better is False
+
+    def test_a_misspelt_metric_suggests_the_builtin(self) -> None:
+        suggestion = r"'acuracy' is not a built-in metric \(did you mean the built-in 'accuracy'\?\)"
+        with pytest.raises(ValueError, match=suggestion):
+            GatePolicy.from_dict({"metrics": {"acuracy": {"threshold": 0.9}}})
+
+    def test_a_misspelt_key_is_named_with_its_metric(self) -> None:
+        with pytest.raises(ValueError) as excinfo:
+            GatePolicy.from_dict({"metrics": {"rmse": {"treshold": 50}}})
+        message = str(excinfo.value)
+        assert message.startswith("GatePolicy.metrics['rmse']: MetricThreshold has unknown keys 'treshold'")
+        assert message.endswith("refusing to guess what they mean. Did you mean 'threshold' for 'treshold'?")
+
+    def test_a_threshold_given_as_a_string_is_refused(self) -> None:
+        with pytest.raises(ValueError, match=r"metrics\['accuracy'\]: MetricThreshold.threshold must be a number, "
+                           r"got the string '0.9': write it without quotes"):
+            GatePolicy.from_dict({"metrics": {"accuracy": {"threshold": "0.9"}}})
+
+    def test_decide_refuses_a_rule_without_a_direction(self) -> None:
+        """A policy whose direction was forced away after construction cannot slip a default through."""
+        policy = GatePolicy(metrics={"accuracy": MetricThreshold(threshold=0.9)}, require_data_expectations=False)
+        object.__setattr__(policy, "metrics", {"accuracy": MetricThreshold(threshold=0.9)})
+        with pytest.raises(ValueError, match="no direction"):
+            decide(policy, make_evidence(), NOW)
 
 
 # ============================================================================================
@@ -1135,7 +1238,7 @@ class TestGatePolicy:
         policy = GatePolicy.from_dict({"metrics": {"accuracy": {"threshold": 0.9}}})
         assert policy.require_data_expectations and policy.require_scenarios
         assert policy.first_version is FirstVersionRule.BLOCK
-        assert policy.metrics == {"accuracy": MetricThreshold(threshold=0.9)}
+        assert policy.metrics == {"accuracy": MetricThreshold(threshold=0.9, greater_is_better=True)}
 
     def test_from_dict_refuses_unknown_keys(self) -> None:
         with pytest.raises(ValueError, match="unknown keys 'require_aproval'"):
@@ -1206,7 +1309,9 @@ class TestEvidenceClasses:
         )
         assert back.champion_metrics is not None and math.isnan(back.champion_metrics["a"])
         # ... and still fail the gate after the trip
-        policy = GatePolicy(metrics={"a": MetricThreshold(threshold=0.0)}, require_data_expectations=False)
+        policy = GatePolicy(
+            metrics={"a": MetricThreshold(threshold=0.0, greater_is_better=True)}, require_data_expectations=False
+        )
         assert not decide(policy, make_evidence(evaluation=back, scenarios=make_scenarios()), NOW).passed
 
     def test_datetimes_are_iso_utc(self) -> None:
@@ -1403,7 +1508,8 @@ class TestVerdict:
         verdict = _failing_verdict()
         assert verdict.summary() == (
             f"gate FAILED for models:/fraud/3: 2 of {len(verdict.checks)} checks failed: "
-            "scenario:fraud_ring (missed 3); metric:accuracy:threshold (accuracy 0.810 < 0.900)"
+            "scenario:fraud_ring (missed 3); "
+            "metric:accuracy:threshold (accuracy 0.810 is below the minimum 0.900 (higher is better))"
         )
 
     def test_summary_of_a_pass(self) -> None:
@@ -1445,7 +1551,27 @@ class TestVerdict:
         width = len("approval")
         continuation = [line for line in lines if line.startswith(" " * (width + 10))]
         assert continuation, verdict.to_table()
-        assert all(len(line) <= width + 10 + 88 for line in lines[3:])
+        assert all(len(line) <= 120 for line in lines)
+        assert " ".join(verdict.to_table().split()).count("word") == 60
+
+    def test_table_fits_in_120_columns_with_long_names_and_reasons(self) -> None:
+        """The Airflow log viewer shows ~120 columns: nothing may run past them, and nothing is lost."""
+        name = "binding:expectations:features of file:///data/warehouse/some/long/path/features.parquet"
+        reason = "rmse 64.982 vs champion v10 53.458: worse by 11.525; the policy requires no worse " * 3
+        checks = (
+            Check("metric:rmse:vs_champion_absolute", False, reason),
+            Check(name, True, "suite 'raw' validated data blake3:" + "a" * 64),
+            Check("x", True, "ok"),
+        )
+        subject = Subject("a_rather_long_registered_model_name", "12", "sha256:" + "f" * 64)
+        table = Verdict(subject, False, checks, NOW, {}).to_table()
+        lines = table.splitlines()
+        assert max(len(line) for line in lines) <= 120, table
+        assert " ".join(table.split()).count("worse by 11.525") == 3
+        assert "sha256:" + "f" * 64 in table  # the header wraps, it does not cut
+        # the long name continues in its column on the next line(s), whole
+        start = next(i for i, line in enumerate(lines) if line.startswith(name[:40]))
+        assert lines[start][:40] + lines[start + 1][:40] + lines[start + 2][:40].rstrip() == name
 
     def test_table_ends_with_all_passed_for_a_pass(self) -> None:
         verdict = decide(full_policy(), make_evidence(), NOW)
@@ -1587,7 +1713,12 @@ class TestFailClosedProperties:
     def test_corrupt_present_evidence_fails_even_under_the_most_lenient_policy(self, corruption: str) -> None:
         """Present evidence is always checked, whatever the policy requires."""
         lenient = GatePolicy(
-            metrics={"accuracy": MetricThreshold(threshold=0.9), "loss": MetricThreshold(threshold=0.3)},
+            # (loss is lower-is-better: with the old default of "higher" for every metric, this policy
+            # failed every candidate on loss, and so passed this test for the wrong reason)
+            metrics={
+                "accuracy": MetricThreshold(threshold=0.9),
+                "loss": MetricThreshold(threshold=0.3, greater_is_better=False),
+            },
             require_data_expectations=False,
             require_scenarios=False,
             first_version=FirstVersionRule.ALLOW,

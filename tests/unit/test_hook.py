@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +24,13 @@ from typing import Any
 
 import pytest
 
-from airflow_ml_provider.hooks.mlflow import ARTIFACT_LOCATION_ENV, MlflowHook, MlflowSettings
+from airflow_ml_provider.hooks.mlflow import (
+    ARTIFACT_LOCATION_ENV,
+    HTTP_SETTINGS,
+    MlflowConnectionError,
+    MlflowHook,
+    MlflowSettings,
+)
 
 ENV_TO_ISOLATE = (
     "MLFLOW_TRACKING_URI",
@@ -31,6 +39,7 @@ ENV_TO_ISOLATE = (
     "MLFLOW_TRACKING_PASSWORD",
     "MLFLOW_TRACKING_TOKEN",
     ARTIFACT_LOCATION_ENV,
+    *(env for _, env, _ in HTTP_SETTINGS),
 )
 
 
@@ -95,21 +104,34 @@ def test_tracking_uri_wins_over_host(monkeypatch: pytest.MonkeyPatch) -> None:
     assert MlflowHook("mlflow_both").settings.tracking_uri == "http://used:5000"
 
 
-@pytest.mark.parametrize(
-    ("fields", "expected"),
-    [
-        ({"host": "mlflow.internal", "port": 5000}, "http://mlflow.internal:5000"),
-        ({"host": "mlflow.internal"}, "http://mlflow.internal"),
-        ({"host": "mlflow.internal", "port": 443, "schema": "https"}, "https://mlflow.internal:443"),
-        ({"host": "https://mlflow.example.com", "port": 8443}, "https://mlflow.example.com:8443"),
-    ],
-    ids=["host-port", "host", "schema", "host-with-scheme"],
-)
-def test_host_and_port_form(monkeypatch: pytest.MonkeyPatch, fields: dict[str, Any], expected: str) -> None:
-    connection(monkeypatch, "mlflow_hp", **fields)
-    settings = MlflowHook("mlflow_hp").settings
-    assert settings.tracking_uri == expected
+@pytest.mark.parametrize("uri", ["https://mlflow.example.com:8443", "http://mlflow.internal", "sqlite:////srv/m.db"])
+def test_a_whole_uri_in_host_is_the_tracking_uri(monkeypatch: pytest.MonkeyPatch, uri: str) -> None:
+    connection(monkeypatch, "mlflow_host_uri", host=uri)
+    settings = MlflowHook("mlflow_host_uri").settings
+    assert settings.tracking_uri == uri
     assert settings.registry_uri is None and settings.default_experiment is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"host": "mlflow.internal"}, "host='mlflow.internal'"),  # was http://mlflow.internal: port 80, not 5000
+        ({"host": "mlflow.internal", "port": 5000}, "port=5000"),
+        ({"host": "mlflow.internal", "port": 443, "schema": "https"}, "schema='https'"),
+        ({"host": "https://mlflow.example.com", "port": 8443}, "port=8443"),
+    ],
+    ids=["host", "host-port", "schema", "uri-and-port"],
+)
+def test_host_port_schema_are_refused_with_how_to_set_the_tracking_uri(
+    monkeypatch: pytest.MonkeyPatch, fields: dict[str, Any], named: str
+) -> None:
+    """The form offers only the Tracking URI; the hook never guesses a URI (scheme, port) from the other fields."""
+    connection(monkeypatch, "mlflow_hp", **fields)
+    with pytest.raises(ValueError) as excinfo:
+        _ = MlflowHook("mlflow_hp").settings
+    message = str(excinfo.value)
+    assert "'mlflow_hp'" in message and named in message
+    assert "Tracking URI" in message and "AIRFLOW_CONN_MLFLOW_HP=" in message and "tracking_uri" in message
 
 
 def test_artifact_location_falls_back_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -124,7 +146,7 @@ def test_connection_without_uri_or_host_is_an_actionable_error(monkeypatch: pyte
     with pytest.raises(ValueError) as excinfo:
         _ = MlflowHook("mlflow_empty").settings
     message = str(excinfo.value)
-    assert "'mlflow_empty'" in message and "Tracking URI" in message and "host" in message
+    assert "'mlflow_empty'" in message and "has no tracking URI" in message and "Tracking URI" in message
 
 
 # --- no connection ------------------------------------------------------------------------------------
@@ -180,7 +202,9 @@ def test_operator_connection_default_and_config(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_login_becomes_basic_auth_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    connection(monkeypatch, "mlflow_auth", host="mlflow.internal", port=5000, login="alice", password="pw-alice-1")
+    connection(
+        monkeypatch, "mlflow_auth", login="alice", password="pw-alice-1", extra={"tracking_uri": "http://mlflow:5000"}
+    )
     assert MlflowHook("mlflow_auth").settings.tracking_uri
     assert os.environ["MLFLOW_TRACKING_USERNAME"] == "alice"
     assert os.environ["MLFLOW_TRACKING_PASSWORD"] == "pw-alice-1"
@@ -189,8 +213,8 @@ def test_login_becomes_basic_auth_credentials(monkeypatch: pytest.MonkeyPatch) -
 def test_credentials_do_not_leak_to_another_connection(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two connections in one process (dag.test() runs every task in one): the second, which has no
     credentials, must not send the first one's to its server."""
-    connection(monkeypatch, "mlflow_private", host="private.internal", login="alice", password="pw-alice-1")
-    connection(monkeypatch, "mlflow_public", host="public.example.com")
+    connection(monkeypatch, "mlflow_private", host="http://private.internal", login="alice", password="pw-alice-1")
+    connection(monkeypatch, "mlflow_public", host="http://public.example.com")
     assert MlflowHook("mlflow_private").settings.tracking_uri
     assert MlflowHook("mlflow_public").settings.tracking_uri
     username, password = (
@@ -219,24 +243,25 @@ def test_get_client_and_experiment_with_artifact_location(tmp_path: Path, monkey
 
 
 def test_unreachable_server_fails_test_connection_with_the_uri(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    connection(monkeypatch, "mlflow_down", host="127.0.0.1", port=9)  # discard port: nothing listens
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # the user's own variable is honoured
+    connection(monkeypatch, "mlflow_down", extra={"tracking_uri": "http://127.0.0.1:9"})  # discard port: closed
     ok, message = MlflowHook("mlflow_down").test_connection()
-    assert ok is False and "http://127.0.0.1:9" in message
+    assert ok is False and "http://127.0.0.1:9" in message and "'mlflow_down'" in message
+    assert "gave up after 1 attempt(s)" in message
 
 
-def test_registry_of_one_connection_does_not_leak_to_another(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_registry_of_one_connection_does_not_leak_to_another(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Connection A has a separate registry, B has none (its registry is its tracking store). After A's
     client was made, B's client and the fluent API B's operators use (``log_model``) must use B's store."""
     import mlflow
 
-    a_registry = "http://registry-a.invalid:5000"  # clients do not connect until used
-    b_tracking = "http://tracking-b.invalid:5000"
+    # SQLite clients open nothing until used (an HTTP client's server is asked for once by get_client).
+    a_registry = f"sqlite:///{tmp_path / 'registry-a.db'}"
+    b_tracking = f"sqlite:///{tmp_path / 'tracking-b.db'}"
     connection(
         monkeypatch,
         "mlflow_a",
-        extra={"tracking_uri": "http://tracking-a.invalid:5000", "registry_uri": a_registry},
+        extra={"tracking_uri": f"sqlite:///{tmp_path / 'tracking-a.db'}", "registry_uri": a_registry},
     )
     connection(monkeypatch, "mlflow_b", extra={"tracking_uri": b_tracking})
 
@@ -248,13 +273,13 @@ def test_registry_of_one_connection_does_not_leak_to_another(monkeypatch: pytest
 
 
 def test_registry_set_for_one_connection_is_not_read_back_as_the_users_setting(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """mlflow.set_registry_uri() exports MLFLOW_REGISTRY_URI; the environment fallback of a later hook
     (no connection) must not take that for a registry the user configured."""
-    a_registry = "http://registry-a.invalid:5000"
+    a_registry = f"sqlite:///{tmp_path / 'registry-a.db'}"
     connection(
-        monkeypatch, "mlflow_a", extra={"tracking_uri": "http://tracking-a.invalid:5000", "registry_uri": a_registry}
+        monkeypatch, "mlflow_a", extra={"tracking_uri": f"sqlite:///{tmp_path / 'a.db'}", "registry_uri": a_registry}
     )
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     MlflowHook("mlflow_a").get_client()
@@ -267,3 +292,131 @@ def test_registry_set_for_one_connection_is_not_read_back_as_the_users_setting(
 
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", "http://users-own-registry.invalid:5000")
     assert MlflowHook("no_such_connection").settings.registry_uri == "http://users-own-registry.invalid:5000"
+
+
+# --- bounded HTTP: an unreachable server fails fast and says where ---------------------------------------
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_http_bounds_from_extras_else_the_users_variables_else_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    connection(monkeypatch, "mlflow_plain", extra={"tracking_uri": "http://m:5000"})
+    plain = MlflowHook("mlflow_plain").settings
+    assert (plain.http_request_timeout, plain.http_request_max_retries, plain.http_request_backoff_factor) == (10, 2, 1)
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "5")
+    assert MlflowHook("mlflow_plain").settings.http_request_max_retries == 5
+
+    connection(
+        monkeypatch,
+        "mlflow_bounded",
+        extra={"tracking_uri": "http://m:5000", "http_request_timeout": "3", "http_request_max_retries": 0},
+    )
+    bounded = MlflowHook("mlflow_bounded").settings
+    assert (bounded.http_request_timeout, bounded.http_request_max_retries) == (3, 0)
+
+
+@pytest.mark.parametrize(("key", "value"), [("http_request_timeout", 0), ("http_request_max_retries", "many")])
+def test_a_bad_http_bound_names_the_extra_and_the_connection(
+    monkeypatch: pytest.MonkeyPatch, key: str, value: Any
+) -> None:
+    connection(monkeypatch, "mlflow_badbound", extra={"tracking_uri": "http://m:5000", key: value})
+    with pytest.raises(ValueError) as excinfo:
+        _ = MlflowHook("mlflow_badbound").settings
+    assert f"extra '{key}' of connection 'mlflow_badbound'" in str(excinfo.value)
+
+
+def test_bounds_exported_for_one_connection_are_not_read_back_as_the_users(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """MLflow reads the bounds from the environment, so the hook exports them; a later connection without
+    extras must get the defaults, not the earlier connection's values."""
+    connection(
+        monkeypatch,
+        "mlflow_patient",
+        extra={"tracking_uri": f"sqlite:///{tmp_path / 'p.db'}", "http_request_timeout": 60},
+    )
+    MlflowHook("mlflow_patient").get_client()
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "60"
+    connection(monkeypatch, "mlflow_default_bounds", extra={"tracking_uri": "http://m:5000"})
+    assert MlflowHook("mlflow_default_bounds").settings.http_request_timeout == 10
+
+
+def test_operator_on_a_closed_port_fails_fast_naming_connection_and_uri(
+    monkeypatch: pytest.MonkeyPatch, raw_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As the user met it: a connection to a server that is down. MLflow's own defaults retried for ~255 s
+    and ended in a raw MlflowException; with the hook's defaults (no extras, no variables) it is seconds."""
+    from airflow_ml_provider.operators.featurize import FeaturizeOperator
+    from tests.example import transform
+    from tests.support import make_context
+
+    uri = f"http://127.0.0.1:{closed_port()}"
+    connection(monkeypatch, "mlflow_default", extra={"tracking_uri": uri})
+    op = FeaturizeOperator(task_id="featurize", raw_uri=str(raw_data), transform=transform)
+    started = time.monotonic()
+    with pytest.raises(MlflowConnectionError) as excinfo:
+        op.execute(make_context("unreachable", "featurize"))  # type: ignore[arg-type]
+    elapsed = time.monotonic() - started
+    with capsys.disabled():
+        print(f"\n[measured] operator on a closed port failed after {elapsed:.1f} s (MLflow defaults: ~255 s)")
+    assert elapsed < 45
+    message = str(excinfo.value)
+    assert f"Cannot reach MLflow at {uri} (connection 'mlflow_default')" in message
+    assert "Connection refused" in message and "gave up after 3 attempt(s)" in message
+    assert "http_request_timeout" in message and "http_request_max_retries" in message
+
+
+def test_a_server_that_never_answers_is_bounded_by_the_connections_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A listener that accepts connections but never answers (a hung server): each attempt waits the
+    connection's ``http_request_timeout``; two attempts of 1 s fail in a few seconds, not minutes."""
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)  # the kernel completes the handshakes; nothing ever reads or answers
+        uri = f"http://127.0.0.1:{hung.getsockname()[1]}"
+        connection(
+            monkeypatch,
+            "mlflow_hung",
+            extra={"tracking_uri": uri, "http_request_timeout": 1, "http_request_max_retries": 1},
+        )
+        started = time.monotonic()
+        with pytest.raises(MlflowConnectionError) as excinfo:
+            MlflowHook("mlflow_hung").get_client()
+        elapsed = time.monotonic() - started
+    assert elapsed < 15, f"took {elapsed:.1f} s"
+    message = str(excinfo.value)
+    assert "timed out" in message and "(connection 'mlflow_hung')" in message and "now 1 s" in message
+
+
+def test_an_answering_server_error_is_not_called_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that answers (here: not an MLflow server, 404) is reachable: MLflow's own error comes through."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from mlflow.exceptions import MlflowException
+
+    class NotMlflow(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            self.send_error(404)
+
+        do_GET = do_POST
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), NotMlflow)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        connection(monkeypatch, "mlflow_wrong", extra={"tracking_uri": f"http://127.0.0.1:{server.server_port}"})
+        with pytest.raises(MlflowException) as excinfo:
+            MlflowHook("mlflow_wrong").get_client()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert not isinstance(excinfo.value, MlflowConnectionError)
+    assert "404" in str(excinfo.value)

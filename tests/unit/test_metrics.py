@@ -35,13 +35,15 @@ def binary_data(seed: int, n: int = 300) -> tuple[np.ndarray, np.ndarray, np.nda
 @pytest.mark.parametrize("seed", SEEDS)
 def test_binary_classification_matches_sklearn(seed: int) -> None:
     y_true, y_pred, score = binary_data(seed)
-    ours = classification_metrics(CLASSIFICATION_METRICS, y_true, y_pred, score)
+    proba = np.column_stack([1 - score, score])
+    ours = classification_metrics(CLASSIFICATION_METRICS, y_true, y_pred, score, proba)
     expected = {
         "accuracy": skm.accuracy_score(y_true, y_pred),
         "precision": skm.precision_score(y_true, y_pred),
         "recall": skm.recall_score(y_true, y_pred),
         "f1": skm.f1_score(y_true, y_pred),
         "roc_auc": skm.roc_auc_score(y_true, score),
+        "log_loss": skm.log_loss(y_true, proba),  # scores of exactly 0 and 1 are clipped, as sklearn does
     }
     assert ours.keys() == expected.keys()
     for name, value in expected.items():
@@ -112,6 +114,7 @@ def test_regression_matches_sklearn(seed: int) -> None:
     expected = {
         "rmse": float(np.sqrt(skm.mean_squared_error(y_true, y_pred))),
         "mae": skm.mean_absolute_error(y_true, y_pred),
+        "mse": skm.mean_squared_error(y_true, y_pred),
         "r2": skm.r2_score(y_true, y_pred),
     }
     assert ours.keys() == expected.keys()
@@ -194,3 +197,70 @@ def test_score_model_accepts_numpy_numbers_from_metric_fn() -> None:
     )
     assert out["errors"] == float(np.sum(y != model.predict(x)))
     assert isinstance(out["rate"], float)
+
+
+# --- log_loss and the direction table ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_multiclass_log_loss_matches_sklearn(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, 4, 400)
+    proba = rng.dirichlet(np.ones(4), 400)
+    y_pred = proba.argmax(axis=1)
+    ours = classification_metrics(["log_loss"], y_true, y_pred, None, proba)
+    assert abs(ours["log_loss"] - skm.log_loss(y_true, proba, labels=[0, 1, 2, 3])) <= TOL
+
+
+def test_log_loss_follows_the_model_classes_order() -> None:
+    """predict_proba's columns are in the order of the model's classes_, not necessarily sorted."""
+    y_true = np.array(["spam", "ham", "ham", "spam"], dtype=object)
+    proba_sorted = np.array([[0.1, 0.9], [0.9, 0.1], [0.8, 0.2], [0.35, 0.65]])  # columns: ham, spam
+    reversed_columns = proba_sorted[:, ::-1]
+    ours = classification_metrics(["log_loss"], y_true, y_true, None, reversed_columns, ["spam", "ham"])
+    assert abs(ours["log_loss"] - skm.log_loss(y_true, proba_sorted)) <= TOL
+
+
+def test_log_loss_is_nan_when_it_cannot_be_computed() -> None:
+    y_true, y_pred, _ = binary_data(0)
+    assert np.isnan(classification_metrics(["log_loss"], y_true, y_pred, None)["log_loss"])  # no predict_proba
+    unseen = np.array([0, 1, 2])  # label 2 has no probability column
+    proba = np.array([[0.5, 0.5]] * 3)
+    assert np.isnan(classification_metrics(["log_loss"], unseen, unseen, None, proba, [0, 1])["log_loss"])
+
+
+def test_score_model_computes_log_loss_from_predict_proba_and_nan_without_it() -> None:
+    model, x, y = fitted_classifier()
+    ours = score_model(model, x, y, "classification", ["log_loss"])
+    assert abs(ours["log_loss"] - skm.log_loss(y, model.predict_proba(x))) <= TOL
+
+    class LabelsOnly:
+        def predict(self, frame: Any) -> Any:
+            return model.predict(frame)
+
+    assert np.isnan(score_model(LabelsOnly(), x, y, "classification", ["log_loss", "roc_auc"])["log_loss"])
+
+
+def test_every_builtin_metric_has_a_task_and_a_direction() -> None:
+    from airflow_ml_provider.metrics import BUILTIN, greater_is_better
+
+    assert set(BUILTIN) == set(BUILTIN_METRICS)
+    higher = {name for name in BUILTIN if greater_is_better(name)}
+    assert higher == {"accuracy", "precision", "recall", "f1", "roc_auc", "r2"}
+    assert set(BUILTIN) - higher == {"rmse", "mae", "mse", "log_loss"}
+    assert greater_is_better("business_cost") is None  # a custom metric states its own
+    assert set(REGRESSION_METRICS) == {"rmse", "mae", "mse", "r2"}
+    assert "log_loss" in CLASSIFICATION_METRICS
+
+
+def test_metrics_module_imports_no_numpy_or_pandas() -> None:
+    """The gate policy imports the direction table when a DAG file is parsed."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, airflow_ml_provider.metrics, airflow_ml_provider.gate; "
+        "print(sorted(m for m in ('numpy', 'pandas', 'sklearn', 'mlflow', 'airflow') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -9,6 +9,7 @@ Each case runs in a fresh interpreter: MLflow installs its handlers when it is f
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -50,8 +51,12 @@ SCRIPT = textwrap.dedent(
 
 
 def _run(tmp_path: Path, mode: str) -> tuple[str, list[list[str]]]:
+    # In-process DAG runs earlier in the session routed this process's MLflow output and exported
+    # MLflow's variables (registry URI, progress bar): start from none of them.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path), mode], capture_output=True, text=True, check=False, timeout=300
+        [sys.executable, "-c", SCRIPT, str(tmp_path), mode],
+        capture_output=True, text=True, check=False, timeout=300, env=env,
     )
     assert done.returncode == 0, done.stderr
     return done.stderr, json.loads(done.stdout.strip().splitlines()[-1])
