@@ -120,12 +120,14 @@ def test_an_unreachable_server_fails_fast_and_says_where(demo: Demo, how: str, s
     assert "Traceback" not in result.stderr
 
 
-def test_help_is_quick(demo: Demo) -> None:
-    started = time.monotonic()
-    result = demo.run("airflow-ml", "--help")
-    elapsed = time.monotonic() - started
+def test_help_imports_nothing_heavy(demo: Demo) -> None:
+    """``airflow-ml --help`` stays instant by importing neither Airflow nor MLflow (what it costs is a
+    benchmark's business; what it imports is a fact this test can check)."""
+    result = demo.run("python", "-X", "importtime", "-m", "airflow_ml_provider.cli.main", "--help")
     assert result.returncode == 0 and all(c in result.stdout for c in COMMANDS)
-    assert elapsed < 3, f"airflow-ml --help took {elapsed:.1f} s"
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    heavy = sorted(imported & {"airflow", "mlflow", "pandas", "great_expectations", "sqlalchemy", "numpy"})
+    assert not heavy, f"airflow-ml --help imports {heavy}"
 
 
 @pytest.fixture(scope="module")
