@@ -22,6 +22,7 @@ def strict() -> bool:
 
 def requirement_missing(what: str, how_to_run: str) -> NoReturn:
     """Skip (locally) or fail (with ``AIRFLOW_ML_TESTS_STRICT=1``, as in CI) because ``what`` is absent."""
+    what = what.rstrip(". ")
     if strict():
         pytest.fail(f"{what}; {STRICT_ENV}=1 makes this required. {how_to_run}", pytrace=False)
     pytest.skip(f"{what}. {how_to_run}")

@@ -270,8 +270,7 @@ def require_spec() -> None:
     except SpecMissing as e:
         requirement_missing(
             str(e),
-            "To run the OpenLineage schema tests, put a copy of the team's shared/ folder (with openlineage-spec/) "
-            "beside the checkout.",
+            "These tests validate lineage against that spec; .ci/run (CI) requires it.",
         )
 
 
