@@ -36,11 +36,8 @@ def template_paths(value: Any, path: Path = ()) -> list[Path] | None:
         return [path] if any(marker in value for marker in _JINJA) else []
     if isinstance(value, _PLAIN):
         return []
-    if isinstance(value, Mapping):
-        items: Sequence[tuple[Any, Any]] = list(value.items())
-    elif isinstance(value, (list, tuple)):
-        items = list(enumerate(value))
-    else:
+    items = _children(value)
+    if items is None:
         return None
     found: list[Path] = []
     for key, item in items:
@@ -49,6 +46,15 @@ def template_paths(value: Any, path: Path = ()) -> list[Path] | None:
             return None
         found.extend(inner)
     return found
+
+
+def _children(value: Any) -> Sequence[tuple[Any, Any]] | None:
+    """``(key or index, item)`` of a mapping or list; None for anything else."""
+    if isinstance(value, Mapping):
+        return list(value.items())
+    if isinstance(value, (list, tuple)):
+        return list(enumerate(value))
+    return None
 
 
 def templated_keys(params: Mapping[str, Any]) -> frozenset[str]:
@@ -73,11 +79,8 @@ def map_at(value: Any, paths: Collection[Path], fn: Callable[[Any], Any]) -> Any
         return value
     if () in paths:
         return fn(value)
-    if isinstance(value, Mapping):
-        items: Sequence[tuple[Any, Any]] = list(value.items())
-    elif isinstance(value, (list, tuple)):
-        items = list(enumerate(value))
-    else:
+    items = _children(value)
+    if items is None:
         return value
     mapped = [(key, map_at(item, [path[1:] for path in paths if path[0] == key], fn)) for key, item in items]
     return dict(mapped) if isinstance(value, Mapping) else [item for _, item in mapped]

@@ -225,26 +225,40 @@ class MlflowHook(BaseHook):
             **_http_settings(self.source, lambda _: None),
         )
 
+    @classmethod
+    def for_settings(cls, settings: MlflowSettings, source: str) -> MlflowHook:
+        """A hook on settings resolved elsewhere (the trigger gets them from the sensor, not a connection)."""
+        hook = cls()
+        hook._settings, hook.source = settings, source
+        return hook
+
     def get_conn(self) -> MlflowClient:
         return self.get_client()
 
-    def get_client(self) -> MlflowClient:
+    def get_client(self, *, point_fluent_api: bool = True) -> MlflowClient:
         """Return an MlflowClient and point the fluent API (used for ``log_model``) at the same store.
 
-        An HTTP tracking server is asked for one experiment first, so that one that cannot be reached
-        fails here, within the connection's HTTP bounds, with an error that says where and what to check.
+        ``point_fluent_api=False`` leaves MLflow's process-global URIs alone: for a process that serves
+        many connections and needs only the client (the triggerer). An HTTP tracking server is asked for
+        one experiment first, so that one that cannot be reached fails here, within the connection's HTTP
+        bounds, with an error that says where and what to check.
         """
         if self._client is None:
             import mlflow
 
             settings = self.settings
             export_http_settings(settings)
-            mlflow.set_tracking_uri(settings.tracking_uri)
-            # Always set: a registry URI left behind by another connection must not apply to this one.
-            global _registry_uri_set_by_hook
-            _registry_uri_set_by_hook = settings.registry_uri or settings.tracking_uri
-            mlflow.set_registry_uri(_registry_uri_set_by_hook)
-            client = mlflow.MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+            if point_fluent_api:
+                mlflow.set_tracking_uri(settings.tracking_uri)
+                # Always set: a registry URI left behind by another connection must not apply to this one.
+                global _registry_uri_set_by_hook
+                _registry_uri_set_by_hook = settings.registry_uri or settings.tracking_uri
+                mlflow.set_registry_uri(_registry_uri_set_by_hook)
+            # An explicit registry URI: without one the client would read the process-global one, which
+            # another hook in this process (another gate in a triggerer) may have set since.
+            client = mlflow.MlflowClient(
+                tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri or settings.tracking_uri
+            )
             if settings.tracking_uri.lower().startswith(("http://", "https://")):
                 self._check_reachable(client)
             self._client = client

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseOperator
 
 from airflow_ml_provider.lineage.datasets import LineageDataset, to_input, to_output
+from airflow_ml_provider.lineage.environment import callable_name
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
@@ -19,14 +20,6 @@ if TYPE_CHECKING:
     from airflow_ml_provider.tracking import StepRun
 
 CONFIG_SECTION = "ml_provider"
-
-
-def code_identity(fn: Callable[..., Any]) -> str:
-    """``<file relative to the DAGs folder>:<qualname>`` of a user callable, as errors, MLflow and lineage show it
-    (never Airflow's internal module name for DAG files; see ``lineage.environment.callable_name``)."""
-    from airflow_ml_provider.lineage.environment import callable_name
-
-    return callable_name(fn)
 
 
 def require_callable(
@@ -60,7 +53,7 @@ def _user_kwargs(
         signature.bind(*([None] * n_args), **kwargs)
     except TypeError as e:
         raise TypeError(
-            f"{argument} {code_identity(fn)}{signature} cannot be called with "
+            f"{argument} {callable_name(fn)}{signature} cannot be called with "
             f"params {sorted(kwargs)}: {e}. Fix the operator's params or the function's arguments."
         ) from None
     return kwargs

@@ -6,7 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.lineage.datasets import LineageDataset, file_dataset
-from airflow_ml_provider.operators.base import code_identity, require_callable
+from airflow_ml_provider.lineage.environment import callable_name
+from airflow_ml_provider.operators.base import require_callable
 from airflow_ml_provider.operators.model_step import ModelStepOperator
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ class EvaluateOperator(ModelStepOperator):
 
     @property
     def code(self) -> str | None:
-        return code_identity(self.metric_fn) if self.metric_fn else None
+        return callable_name(self.metric_fn) if self.metric_fn else None
 
     def planned_inputs(self) -> list[LineageDataset]:
         planned = super().planned_inputs()

@@ -6,7 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.lineage.datasets import LineageDataset, file_dataset, uri_dataset
-from airflow_ml_provider.operators.base import MLStepOperator, call_user, code_identity, require_callable
+from airflow_ml_provider.lineage.environment import callable_name
+from airflow_ml_provider.operators.base import MLStepOperator, call_user, require_callable
 from airflow_ml_provider.templating import coerce_to_annotations, templated_keys
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class FeaturizeOperator(MLStepOperator):
 
     @property
     def code(self) -> str:
-        return code_identity(self.transform)
+        return callable_name(self.transform)
 
     def planned_inputs(self) -> list[LineageDataset]:
         return [uri_dataset(self.raw_uri)]

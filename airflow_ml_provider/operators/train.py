@@ -7,7 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.lineage.datasets import LineageDataset, file_dataset, model_dataset
-from airflow_ml_provider.operators.base import MLStepOperator, call_user, code_identity, require_callable
+from airflow_ml_provider.lineage.environment import callable_name
+from airflow_ml_provider.operators.base import MLStepOperator, call_user, require_callable
 from airflow_ml_provider.templating import coerce_to_annotations, templated_keys
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ class TrainOperator(MLStepOperator):
 
     @property
     def code(self) -> str:
-        return code_identity(self.train)
+        return callable_name(self.train)
 
     def planned_inputs(self) -> list[LineageDataset]:
         return [file_dataset(self.features)] if isinstance(self.features, Mapping) else []

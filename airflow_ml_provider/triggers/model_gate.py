@@ -113,9 +113,7 @@ class ModelGateTrigger(BaseTrigger):
         from airflow_ml_provider.records.evidence import gather, waiting_for, with_scenarios
 
         if self._client is None:
-            from mlflow import MlflowClient
-
-            from airflow_ml_provider.hooks.mlflow import MlflowSettings, export_http_settings
+            from airflow_ml_provider.hooks.mlflow import MlflowHook, MlflowSettings
 
             bounds: dict[str, Any] = {
                 key: value
@@ -126,14 +124,11 @@ class ModelGateTrigger(BaseTrigger):
                 )
                 if value is not None
             }
-            # Process-wide in the triggerer (MLflow reads only variables): the last gate to start sets them.
-            defaults = MlflowSettings(self.tracking_uri, self.registry_uri, None)
-            export_http_settings(dataclasses.replace(defaults, **bounds))
-
-            # Without an explicit registry URI, MLflow falls back to the process-global one: not ours.
-            self._client = MlflowClient(
-                tracking_uri=self.tracking_uri, registry_uri=self.registry_uri or self.tracking_uri
-            )
+            settings = dataclasses.replace(MlflowSettings(self.tracking_uri, self.registry_uri, None), **bounds)
+            # The triggerer serves many gates: leave MLflow's global URIs alone. The HTTP bounds are
+            # process-wide all the same (MLflow reads only variables): the last gate to start sets them.
+            hook = MlflowHook.for_settings(settings, f"gate trigger of {self.uri}")
+            self._client = hook.get_client(point_fluent_api=False)
         policy = with_scenarios(self.policy, self.scenario_names)
         # Completeness only: the artifact is verified and the champion checked by the decision on the worker.
         gathered = gather(self._client, ModelRef(self.model_name, self.model_version), verify_artifact=False)

@@ -190,20 +190,28 @@ def test_trigger_fires_at_once_when_present_evidence_fails(baseline: Baseline) -
     assert event.payload == {"status": "ready", "checks": 1, "missing": []}
 
 
-def test_trigger_reports_an_unreachable_mlflow(baseline: Baseline, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+def test_trigger_reports_an_unreachable_mlflow(baseline: Baseline) -> None:
+    """The connection's HTTP bounds travel in the trigger's kwargs, so a tracking server that is down
+    costs one check seconds (MLflow's own retries would take minutes and outlast this test's wait)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
 
     async def first_event() -> Any:
-        trigger = _trigger("1", tracking_uri=f"http://127.0.0.1:{port}")
+        trigger = _trigger(
+            "1", tracking_uri=f"http://127.0.0.1:{port}", http_request_timeout=2, http_request_max_retries=0
+        )
         return await asyncio.wait_for(trigger.run().__anext__(), timeout=60)
 
+    import mlflow
+
+    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
     event = asyncio.run(first_event())
+    # A triggerer serves many gates: the trigger never repoints MLflow's process-global URIs.
+    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == before
     assert event.payload["status"] == "error"
-    assert f"127.0.0.1:{port}" in event.payload["message"]
+    assert event.payload["message"].startswith(f"MlflowConnectionError: Cannot reach MLflow at http://127.0.0.1:{port}")
+    assert "Connection refused" in event.payload["message"]
 
 
 def test_execute_complete_after_a_trigger_timeout_fails_closed(baseline: Baseline) -> None:

@@ -17,8 +17,8 @@ import pytest
 
 from airflow_ml_provider.datasets import DatasetError
 from airflow_ml_provider.expectations import DataExpectationError, ExpectationSuiteError
+from airflow_ml_provider.lineage.environment import callable_name
 from airflow_ml_provider.lineage.fingerprint import fingerprint_file
-from airflow_ml_provider.operators.base import code_identity
 from airflow_ml_provider.operators.featurize import FeaturizeOperator
 from airflow_ml_provider.records.step_record import read_record
 from tests.example import transform
@@ -54,7 +54,7 @@ def run_failing(op: FeaturizeOperator, error_type: type[BaseException]) -> tuple
     return context, excinfo
 
 
-# --- user-code helpers (module level so that code_identity names them) ---------------------------
+# --- user-code helpers (module level so that callable_name names them) ---------------------------
 
 
 def transform_to_list(raw: Any) -> Any:
@@ -174,7 +174,7 @@ def test_suite_with_unknown_expectation_type(tmp_path: Path, raw_data: Path, cli
 def test_transform_returning_a_list(raw_data: Path, client: Any) -> None:
     context, excinfo = run_failing(featurize(raw_data, transform=transform_to_list), TypeError)
     message = str(excinfo.value)
-    assert code_identity(transform_to_list) in message and "returned list" in message
+    assert callable_name(transform_to_list) in message and "returned list" in message
     assert "DataFrame" in message
     assert_step_failed(client, context, excinfo.value, "transform_to_list", "list")
 
@@ -183,7 +183,7 @@ def test_transform_params_not_matching_signature_fail_when_the_dag_is_parsed(raw
     with pytest.raises(TypeError) as excinfo:
         featurize(raw_data, transform_params={"clip_quantile": 0.99, "clip_quantil": 0.9})
     message = str(excinfo.value)
-    assert "'clip_quantil'" in message and code_identity(transform) in message
+    assert "'clip_quantil'" in message and callable_name(transform) in message
     assert str(inspect.signature(transform)) in message
 
 
@@ -191,7 +191,7 @@ def test_transform_params_changed_at_run_time_are_checked_at_run_time(raw_data: 
     op = featurize(raw_data, transform_params={"clip_quantile": 0.99})
     op.apply_overrides({"clip_quantil": 0.9})  # as a reproduction's --set would
     context, excinfo = run_failing(op, TypeError)
-    assert "'clip_quantil'" in str(excinfo.value) and code_identity(transform) in str(excinfo.value)
+    assert "'clip_quantil'" in str(excinfo.value) and callable_name(transform) in str(excinfo.value)
     assert_step_failed(client, context, excinfo.value, "clip_quantil")
 
 

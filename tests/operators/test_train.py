@@ -19,7 +19,7 @@ from blake3 import blake3
 
 from airflow_ml_provider import models
 from airflow_ml_provider.datasets import DatasetError, write_frame
-from airflow_ml_provider.operators.base import code_identity
+from airflow_ml_provider.lineage.environment import callable_name
 from airflow_ml_provider.operators.train import TrainOperator
 from tests.operators._support import (
     assert_step_failed,
@@ -149,7 +149,7 @@ def test_features_too_small_to_split(tmp_path: Path, client: Any) -> None:
 def test_train_not_returning_a_model(features: dict[str, Any], client: Any, train: Any, returned: str) -> None:
     context, excinfo = run_failing(trainer(features, train=train), TypeError, client)
     message = str(excinfo.value)
-    assert code_identity(train) in message and f"returned {returned}" in message and "predict()" in message
+    assert callable_name(train) in message and f"returned {returned}" in message and "predict()" in message
     record = assert_step_failed(client, context, excinfo.value, train.__name__)
     assert record.model is None  # nothing claims a model for this run
 
@@ -159,7 +159,7 @@ def test_train_params_with_unknown_kwarg_fail_when_the_dag_is_parsed(features: d
     with pytest.raises(TypeError) as excinfo:
         trainer(features, train_params={"C": "{{ params.C }}", "learning_rate": 0.1})
     message = str(excinfo.value)
-    assert "'learning_rate'" in message and code_identity(fit_logistic) in message
+    assert "'learning_rate'" in message and callable_name(fit_logistic) in message
     assert str(inspect.signature(fit_logistic)) in message
 
 
@@ -169,7 +169,7 @@ def test_train_params_changed_at_run_time_are_checked_at_run_time(features: dict
     op.apply_overrides({"learning_rate": 0.1})
     context, excinfo = run_failing(op, TypeError, client)
     message = str(excinfo.value)
-    assert "'learning_rate'" in message and code_identity(fit_logistic) in message
+    assert "'learning_rate'" in message and callable_name(fit_logistic) in message
     assert_step_failed(client, context, excinfo.value, "learning_rate")
 
 
