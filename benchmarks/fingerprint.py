@@ -43,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from airflow_ml_provider.lineage import fingerprint  # noqa: E402
+from airflow_ml_provider.data import fingerprint  # noqa: E402
 
 GIB = 1024**3
 MIB = 1024**2

@@ -103,7 +103,7 @@ def build_registry(root: Path, versions: int) -> tuple[Any, str]:
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    from airflow_ml_provider import models
+    from airflow_ml_provider.model import reference as models
     from airflow_ml_provider.records.step_record import RECORD_ARTIFACT_PATH
 
     uri = f"sqlite:///{root / 'mlflow.db'}"
@@ -216,8 +216,8 @@ class CountingClient:
 
 def check_once(client: Any, version: str, verify_artifact: bool) -> tuple[float, Any]:
     from airflow_ml_provider.gate import GatePolicy, decide
-    from airflow_ml_provider.models import ModelRef
-    from airflow_ml_provider.records.evidence import gather
+    from airflow_ml_provider.gate.gather import gather
+    from airflow_ml_provider.model.reference import ModelRef
 
     policy = GatePolicy.from_dict(POLICY)
     started = time.perf_counter()

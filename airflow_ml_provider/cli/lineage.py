@@ -79,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _file_target(text: str) -> Any:
-    from airflow_ml_provider.datasets import DatasetError, local_path
-    from airflow_ml_provider.lineage.fingerprint import fingerprint_file
+    from airflow_ml_provider.data.datasets import DatasetError, local_path
+    from airflow_ml_provider.data.fingerprint import fingerprint_file
     from airflow_ml_provider.lineage.graph import LineageError, Target
 
     try:
@@ -132,7 +132,7 @@ class MlflowRecordSource:
         from mlflow.exceptions import MlflowException
 
         from airflow_ml_provider.lineage.graph import LineageError
-        from airflow_ml_provider.models import alias_missing
+        from airflow_ml_provider.model.reference import alias_missing
 
         try:
             return str(self.client.get_model_version_by_alias(name, alias).version)
@@ -142,9 +142,9 @@ class MlflowRecordSource:
             raise LineageError(f"cannot resolve models:/{name}@{alias}: {e.message}") from e
 
     def producers(self, fingerprint: str) -> list[str]:
-        from airflow_ml_provider.models import TAG_FEATURES_FINGERPRINT
+        from airflow_ml_provider.model.reference import TAG_FEATURES_FINGERPRINT
         from airflow_ml_provider.operators.predict import TAG_OUTPUT_FINGERPRINT
-        from airflow_ml_provider.tracking import TAG_KIND
+        from airflow_ml_provider.records.step_run import TAG_KIND
 
         experiments = self.experiment_ids()
         if not experiments:

@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from airflow_ml_provider.promotion import Outcome, PromotionError, cli_actor, rollback
+    from airflow_ml_provider.promotion.attempt import Outcome, PromotionError, cli_actor, rollback
 
     try:
         mlflow_store = store.open_store(args)

@@ -28,7 +28,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from airflow_ml_provider.models import TAG_MODEL_FINGERPRINT, current_alias_version
+    from airflow_ml_provider.model.reference import TAG_MODEL_FINGERPRINT, current_alias_version
     from airflow_ml_provider.operators.promote import TAG_PREVIOUS_CHAMPION
     from airflow_ml_provider.sensors.model_gate import TAG_GATE_STATUS
 
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _reproduction_of(version: Any, model: str) -> str | None:
     """'reproduction of version N' for a version built by ``airflow-ml reproduce``, else None."""
-    from airflow_ml_provider.models import TAG_REPRODUCTION_OF
+    from airflow_ml_provider.model.reference import TAG_REPRODUCTION_OF
 
     original = version.tags.get(TAG_REPRODUCTION_OF)
     if not original:

@@ -49,7 +49,7 @@ from airflow_ml_provider.gate.evidence import (
 )
 from airflow_ml_provider.gate.policy import FirstVersionRule, GatePolicy, MetricThreshold
 from airflow_ml_provider.gate.verdict import Check, Verdict
-from airflow_ml_provider.metrics import direction_words
+from airflow_ml_provider.model.metrics import direction_words
 
 __all__ = ["CLOCK_SKEW_TOLERANCE", "decide"]
 

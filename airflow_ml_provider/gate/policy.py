@@ -23,7 +23,7 @@ from airflow_ml_provider.gate.evidence import (
     _set,
     _strings,
 )
-from airflow_ml_provider.metrics import BUILTIN_METRICS, direction_words, greater_is_better
+from airflow_ml_provider.model.metrics import BUILTIN_METRICS, direction_words, greater_is_better
 
 __all__ = ["FirstVersionRule", "GatePolicy", "MetricThreshold", "is_number_field"]
 
@@ -48,7 +48,7 @@ class MetricThreshold:
     champion of 0.2 and a candidate of 0.3 differ by exactly 0.1, not by 0.09999999999999998.
 
     ``greater_is_better`` None means "the built-in metric's direction": :class:`GatePolicy` resolves
-    it from :data:`airflow_ml_provider.metrics.BUILTIN` and refuses a metric it cannot resolve, so a
+    it from :data:`airflow_ml_provider.model.metrics.BUILTIN` and refuses a metric it cannot resolve, so a
     rule inside a policy always has a direction.
     """
 

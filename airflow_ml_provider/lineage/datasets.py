@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from airflow_ml_provider.datasets import DatasetRef, is_local, local_path
+from airflow_ml_provider.data.datasets import DatasetRef, is_local, local_path
 
 if TYPE_CHECKING:
     from openlineage.client.event_v2 import Dataset

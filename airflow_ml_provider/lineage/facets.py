@@ -23,7 +23,7 @@ from openlineage.client.generated.base import RunFacet
 from openlineage.client.utils import RedactMixin
 
 if TYPE_CHECKING:
-    from airflow_ml_provider.tracking import StepRun
+    from airflow_ml_provider.records.step_run import StepRun
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +291,7 @@ def _int(value: Any) -> int | None:
 
 def mlflow_run_facet(run: StepRun) -> MLflowRunFacet:
     from airflow_ml_provider.lineage.datasets import strip_credentials
-    from airflow_ml_provider.tracking import MANIFEST_DIR
+    from airflow_ml_provider.records.step_run import MANIFEST_DIR
 
     uri = getattr(run, "tracking_uri", None)
     return MLflowRunFacet(
@@ -525,7 +525,7 @@ _STEP_FACETS: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {
 
 
 def step_run_facets(run: StepRun | None) -> dict[str, Any]:
-    """All run facets of one step, from its :class:`~airflow_ml_provider.tracking.StepRun`.
+    """All run facets of one step, from its :class:`~airflow_ml_provider.records.step_run.StepRun`.
 
     Pure reshaping of what ``execute()`` gathered; a facet whose data is missing or malformed is
     left out (logged at debug), so this never raises.

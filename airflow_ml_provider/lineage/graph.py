@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from airflow_ml_provider.models import TAG_MODEL_FINGERPRINT, TAG_TRAINING_RUN, ModelRef, evidence_tag
+from airflow_ml_provider.model.reference import TAG_MODEL_FINGERPRINT, TAG_TRAINING_RUN, ModelRef, evidence_tag
 
 #: Steps whose record's ``model`` is their output rather than their input.
 MODEL_PRODUCING_STEPS = frozenset({"train"})

@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseOperator
 
 from airflow_ml_provider.lineage.datasets import LineageDataset, to_input, to_output
-from airflow_ml_provider.lineage.environment import callable_name
+from airflow_ml_provider.records.environment import callable_name
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
     from airflow_ml_provider.hooks.mlflow import MlflowHook
-    from airflow_ml_provider.tracking import StepRun
+    from airflow_ml_provider.records.step_run import StepRun
 
 CONFIG_SECTION = "ml_provider"
 
@@ -161,9 +161,9 @@ class MLStepOperator(BaseOperator):
         return fn if callable(fn) else None
 
     def execute(self, context: Context) -> Any:
-        from airflow_ml_provider.reproduction import settings_for
+        from airflow_ml_provider.records.step_run import step_run
+        from airflow_ml_provider.reproduce.run_conf import settings_for
         from airflow_ml_provider.task_logs import route_mlflow_output_to_task_log
-        from airflow_ml_provider.tracking import step_run
 
         route_mlflow_output_to_task_log()
         self._lineage_inputs, self._lineage_outputs = [], []
@@ -196,7 +196,7 @@ class MLStepOperator(BaseOperator):
 
     def reuse_recorded(self, recorded: Any) -> Any:
         """Return a past run's result instead of running, after checking every dataset it names."""
-        from airflow_ml_provider.datasets import verify_references
+        from airflow_ml_provider.data.datasets import verify_references
 
         checked = verify_references(recorded, f"recorded output of {self.task_id}")
         self.log.info("Reusing the recorded result of %s: %d dataset(s) verified by fingerprint", self.task_id, checked)

@@ -6,15 +6,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.lineage.datasets import LineageDataset, file_dataset
-from airflow_ml_provider.lineage.environment import callable_name
 from airflow_ml_provider.operators.base import require_callable
 from airflow_ml_provider.operators.model_step import ModelStepOperator
+from airflow_ml_provider.records.environment import callable_name
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_ml_provider.hooks.mlflow import MlflowHook
-    from airflow_ml_provider.tracking import StepRun
+    from airflow_ml_provider.records.step_run import StepRun
 
 
 class EvaluateOperator(ModelStepOperator):
@@ -27,7 +27,7 @@ class EvaluateOperator(ModelStepOperator):
     :param holdout: dataset reference (e.g. ``train.output["holdout"]``) or URI (templated).
     :param metrics: built-in metric names; default all for the task
         (classification: accuracy, precision, recall, f1, roc_auc, log_loss; regression: rmse, mae, mse, r2;
-        see :data:`airflow_ml_provider.metrics.BUILTIN` for which way each is better).
+        see :data:`airflow_ml_provider.model.metrics.BUILTIN` for which way each is better).
     :param metric_fn: optional ``metric_fn(y_true, y_pred) -> {name: value}`` for custom metrics.
     :param target_column: label column; default the one recorded at training.
     :param task: ``classification`` or ``regression``; default the one recorded at training.
@@ -50,7 +50,7 @@ class EvaluateOperator(ModelStepOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        from airflow_ml_provider.metrics import validate_metric_names
+        from airflow_ml_provider.model.metrics import validate_metric_names
 
         if task not in (None, "classification", "regression"):
             raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
@@ -74,9 +74,9 @@ class EvaluateOperator(ModelStepOperator):
         return planned
 
     def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> dict[str, Any]:
-        from airflow_ml_provider import models
-        from airflow_ml_provider.datasets import DatasetError, read_verified
-        from airflow_ml_provider.metrics import default_metrics, score_model, validate_metric_names
+        from airflow_ml_provider.data.datasets import DatasetError, read_verified
+        from airflow_ml_provider.model import reference as models
+        from airflow_ml_provider.model.metrics import default_metrics, score_model, validate_metric_names
 
         ref, version = self.open_model(hook, run)
         holdout_ref, holdout = read_verified(self.holdout, "holdout dataset")
@@ -131,9 +131,9 @@ class EvaluateOperator(ModelStepOperator):
         """Champion metrics on the same rows; a broken champion is recorded, not hidden."""
         from mlflow.exceptions import MlflowException
 
-        from airflow_ml_provider import models
-        from airflow_ml_provider.metrics import score_model
-        from airflow_ml_provider.models import alias_missing
+        from airflow_ml_provider.model import reference as models
+        from airflow_ml_provider.model.metrics import score_model
+        from airflow_ml_provider.model.reference import alias_missing
 
         client = hook.get_client()
         try:

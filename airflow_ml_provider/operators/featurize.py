@@ -6,8 +6,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.lineage.datasets import LineageDataset, file_dataset, uri_dataset
-from airflow_ml_provider.lineage.environment import callable_name
 from airflow_ml_provider.operators.base import MLStepOperator, call_user, require_callable
+from airflow_ml_provider.records.environment import callable_name
 from airflow_ml_provider.templating import coerce_to_annotations, templated_keys
 
 if TYPE_CHECKING:
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_ml_provider.hooks.mlflow import MlflowHook
-    from airflow_ml_provider.tracking import StepRun
+    from airflow_ml_provider.records.step_run import StepRun
 
 
 class FeaturizeOperator(MLStepOperator):
@@ -76,7 +76,7 @@ class FeaturizeOperator(MLStepOperator):
     def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> dict[str, Any]:
         import pandas as pd
 
-        from airflow_ml_provider.datasets import describe, read_frame, write_frame
+        from airflow_ml_provider.data.datasets import describe, read_frame, write_frame
 
         self.transform_params = coerce_to_annotations(
             self.transform, self.transform_params, self._templated_params, "transform"
@@ -113,7 +113,7 @@ class FeaturizeOperator(MLStepOperator):
 
     def _check(self, run: StepRun, df: pd.DataFrame, suite: str, dataset: str, role: str) -> None:
         """Validate ``df``; the report is recorded whether it passes or not, then failure raises."""
-        from airflow_ml_provider.expectations import DataExpectationError, validate_frame
+        from airflow_ml_provider.data.expectations import DataExpectationError, validate_frame
 
         report = validate_frame(df, suite, dataset)
         run.record.results.setdefault("expectations", []).append({"role": role, **report.to_dict()})

@@ -12,8 +12,8 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
     from airflow_ml_provider.hooks.mlflow import MlflowHook
-    from airflow_ml_provider.models import ModelRef
-    from airflow_ml_provider.tracking import StepRun
+    from airflow_ml_provider.model.reference import ModelRef
+    from airflow_ml_provider.records.step_run import StepRun
 
 
 class ModelStepOperator(MLStepOperator):
@@ -28,13 +28,13 @@ class ModelStepOperator(MLStepOperator):
         self.model = model
 
     def model_ref(self) -> ModelRef:
-        from airflow_ml_provider.models import ModelRef
+        from airflow_ml_provider.model.reference import ModelRef
 
         return ModelRef.parse(self.model)
 
     def open_model(self, hook: MlflowHook, run: StepRun) -> tuple[ModelRef, ModelVersion]:
         """Look up the version, record it as the step's model and as a lineage input."""
-        from airflow_ml_provider.models import TAG_MODEL_FINGERPRINT, get_version
+        from airflow_ml_provider.model.reference import TAG_MODEL_FINGERPRINT, get_version
 
         ref = self.model_ref()
         version = get_version(hook.get_client(), ref)
@@ -53,7 +53,7 @@ class ModelStepOperator(MLStepOperator):
 
     def bind_evidence(self, hook: MlflowHook, ref: ModelRef, run: StepRun) -> None:
         """Point the model version at this run's record, where the gate will look for it."""
-        from airflow_ml_provider.models import evidence_tag
+        from airflow_ml_provider.model.reference import evidence_tag
 
         hook.get_client().set_model_version_tag(ref.name, ref.version, evidence_tag(self.step), run.run_id)
 

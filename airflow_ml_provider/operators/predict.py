@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
     from airflow_ml_provider.hooks.mlflow import MlflowHook
-    from airflow_ml_provider.models import ModelRef
-    from airflow_ml_provider.tracking import StepRun
+    from airflow_ml_provider.model.reference import ModelRef
+    from airflow_ml_provider.records.step_run import StepRun
 
 #: MLflow run tags of the predict step; ``airflow-ml lineage <predictions file>`` finds the run by the first.
 TAG_OUTPUT_FINGERPRINT = "airflow_ml.output_fingerprint"
@@ -59,7 +59,7 @@ class ModelAlias:
 def parse_model(value: Any, argument: str = "model") -> ModelRef | ModelAlias:
     """A model version (TrainOperator's result, ``{"model_name", "version"}``, ``models:/name/version``)
     or an alias (``models:/name@alias``)."""
-    from airflow_ml_provider.models import ModelRef, ModelReferenceError
+    from airflow_ml_provider.model.reference import ModelRef, ModelReferenceError
 
     alias = ModelAlias.parse(value)
     if alias is not None:
@@ -77,7 +77,7 @@ def resolve_alias(client: MlflowClient, alias: ModelAlias) -> ModelRef:
     """The version ``alias`` points to now; an unset alias or unknown model is an error naming it."""
     from mlflow.exceptions import MlflowException
 
-    from airflow_ml_provider.models import ModelRef, ModelReferenceError, alias_missing
+    from airflow_ml_provider.model.reference import ModelRef, ModelReferenceError, alias_missing
 
     try:
         version = client.get_model_version_by_alias(alias.name, alias.alias)
@@ -171,7 +171,7 @@ class BatchPredictOperator(ModelStepOperator):
         return []
 
     def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> dict[str, Any]:
-        from airflow_ml_provider.datasets import read_verified, write_frame
+        from airflow_ml_provider.data.datasets import read_verified, write_frame
 
         client = hook.get_client()
         self._alias, self._resolved = None, None
@@ -234,8 +234,8 @@ class BatchPredictOperator(ModelStepOperator):
 
     # --- helpers -----------------------------------------------------------------------------------
     def _feature_columns(self, ref: ModelRef, version: ModelVersion) -> list[str]:
-        from airflow_ml_provider import models
-        from airflow_ml_provider.models import ModelReferenceError
+        from airflow_ml_provider.model import reference as models
+        from airflow_ml_provider.model.reference import ModelReferenceError
 
         columns = models.feature_columns(version)
         if columns:
@@ -252,7 +252,7 @@ class BatchPredictOperator(ModelStepOperator):
         return list(names)
 
     def _check_columns(self, frame: pd.DataFrame, columns: Sequence[str], uri: str, ref: ModelRef) -> None:
-        from airflow_ml_provider.datasets import DatasetError
+        from airflow_ml_provider.data.datasets import DatasetError
 
         present = set(map(str, frame.columns))
         missing = [c for c in columns if c not in present]
@@ -276,7 +276,7 @@ class BatchPredictOperator(ModelStepOperator):
         import numpy as np
         import pandas as pd
 
-        from airflow_ml_provider.models import load_model
+        from airflow_ml_provider.model.reference import load_model
 
         n = len(frame)
         out = pd.DataFrame(

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.operators.model_step import ModelStepOperator
-from airflow_ml_provider.promotion import TAG_PREVIOUS_CHAMPION, TAG_PROMOTED_BY  # noqa: F401 (re-exported)
+from airflow_ml_provider.promotion.attempt import TAG_PREVIOUS_CHAMPION, TAG_PROMOTED_BY  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
     from airflow_ml_provider.hooks.mlflow import MlflowHook
-    from airflow_ml_provider.models import ModelRef
-    from airflow_ml_provider.tracking import StepRun
+    from airflow_ml_provider.model.reference import ModelRef
+    from airflow_ml_provider.records.step_run import StepRun
 
 
 class PromotionRefused(RuntimeError):
@@ -29,7 +29,7 @@ class PromoteModelOperator(ModelStepOperator):
     artifact fingerprint, even when the DAG wires this operator without the gate.
 
     Promotion is serialised per model with a lock (a PostgreSQL advisory lock when the registry is
-    PostgreSQL, a file lock otherwise), follows :func:`airflow_ml_provider.promotion.decide_promotion`,
+    PostgreSQL, a file lock otherwise), follows :func:`airflow_ml_provider.promotion.attempt.decide_promotion`,
     re-reads the alias after writing it, tags the version with the previous champion so that it can be
     restored (:class:`RollbackModelOperator`, ``airflow-ml rollback``), and records every attempt on the
     version (tag ``airflow_ml.promotion.<time>.<run id>``) and in the step record.
@@ -67,7 +67,7 @@ class PromoteModelOperator(ModelStepOperator):
     def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> dict[str, Any] | None:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airflow_ml_provider.promotion import Outcome, airflow_actor, promote, record_attempt
+        from airflow_ml_provider.promotion.attempt import Outcome, airflow_actor, promote, record_attempt
 
         ref, _ = self.open_model(hook, run)
         result = record_attempt(
@@ -109,7 +109,7 @@ def require_passing_verdict(client: MlflowClient, ref: ModelRef, version: ModelV
     from mlflow.exceptions import MlflowException
 
     from airflow_ml_provider.gate import Verdict
-    from airflow_ml_provider.models import TAG_MODEL_FINGERPRINT, TAG_REPRODUCTION_OF
+    from airflow_ml_provider.model.reference import TAG_MODEL_FINGERPRINT, TAG_REPRODUCTION_OF
     from airflow_ml_provider.sensors.model_gate import (
         TAG_GATE_FINGERPRINT,
         TAG_GATE_RUN,

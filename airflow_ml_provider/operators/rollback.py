@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_ml_provider.hooks.mlflow import MlflowHook
-    from airflow_ml_provider.tracking import StepRun
+    from airflow_ml_provider.records.step_run import StepRun
 
 
 class RollbackModelOperator(MLStepOperator):
@@ -51,7 +51,7 @@ class RollbackModelOperator(MLStepOperator):
     def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airflow_ml_provider.promotion import Outcome, airflow_actor, record_attempt, rollback
+        from airflow_ml_provider.promotion.attempt import Outcome, airflow_actor, record_attempt, rollback
 
         client = hook.get_client()
         run.set_tags({"airflow_ml.model_name": self.model_name, "airflow_ml.alias": self.alias})
@@ -79,7 +79,7 @@ class RollbackModelOperator(MLStepOperator):
     def _record_lineage(self, hook: MlflowHook, client: Any, versions: list[str | None], run: StepRun) -> None:
         """Both versions as inputs (with their fingerprints); lineage never breaks the task."""
         from airflow_ml_provider.lineage.datasets import model_dataset
-        from airflow_ml_provider.models import TAG_MODEL_FINGERPRINT
+        from airflow_ml_provider.model.reference import TAG_MODEL_FINGERPRINT
 
         try:
             fingerprint = None

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_ml_provider.hooks.mlflow import MlflowHook
-    from airflow_ml_provider.tracking import StepRun
+    from airflow_ml_provider.records.step_run import StepRun
 
 
 class SimulateOperator(ModelStepOperator):
@@ -32,7 +32,7 @@ class SimulateOperator(ModelStepOperator):
         self.scenarios = scenarios
 
     def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> dict[str, Any]:
-        from airflow_ml_provider import models
+        from airflow_ml_provider.model import reference as models
         from airflow_ml_provider.scenarios import load_scenarios, run_scenarios
 
         suite = load_scenarios(self.scenarios)

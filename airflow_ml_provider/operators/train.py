@@ -7,8 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.lineage.datasets import LineageDataset, file_dataset, model_dataset
-from airflow_ml_provider.lineage.environment import callable_name
 from airflow_ml_provider.operators.base import MLStepOperator, call_user, require_callable
+from airflow_ml_provider.records.environment import callable_name
 from airflow_ml_provider.templating import coerce_to_annotations, templated_keys
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_ml_provider.hooks.mlflow import MlflowHook
-    from airflow_ml_provider.tracking import StepRun
+    from airflow_ml_provider.records.step_run import StepRun
 
 
 class TrainOperator(MLStepOperator):
@@ -98,9 +98,9 @@ class TrainOperator(MLStepOperator):
         return [file_dataset(self.features)] if isinstance(self.features, Mapping) else []
 
     def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> dict[str, Any]:
-        from airflow_ml_provider.datasets import DatasetError, read_verified, write_frame
-        from airflow_ml_provider.models import evidence_tag
-        from airflow_ml_provider.reproduction import settings_for
+        from airflow_ml_provider.data.datasets import DatasetError, read_verified, write_frame
+        from airflow_ml_provider.model.reference import evidence_tag
+        from airflow_ml_provider.reproduce.run_conf import settings_for
 
         features_ref, features = read_verified(self.features, "features")
         self._lineage_inputs = [file_dataset(features_ref)]
@@ -158,7 +158,7 @@ class TrainOperator(MLStepOperator):
         info = self._log_model(model, x_train, run)
         client = hook.get_client()
         version = str(info["version"])
-        from airflow_ml_provider import models
+        from airflow_ml_provider.model import reference as models
 
         fingerprint = models.fingerprint_model(info["model_uri"], client)
         task = self.task or ("classification" if hasattr(model, "predict_proba") else "regression")
@@ -211,7 +211,11 @@ class TrainOperator(MLStepOperator):
         import mlflow
         from mlflow.models import infer_signature
 
-        from airflow_ml_provider.models import default_pip_requirements, is_sklearn_estimator, quiet_serialization
+        from airflow_ml_provider.model.reference import (
+            default_pip_requirements,
+            is_sklearn_estimator,
+            quiet_serialization,
+        )
 
         example = x_train.head(5)
         signature = infer_signature(example, model.predict(example))
@@ -230,7 +234,7 @@ class TrainOperator(MLStepOperator):
                     pip_requirements=requirements,
                 )
             else:
-                from airflow_ml_provider._pyfunc import PredictWrapper
+                from airflow_ml_provider.model.pyfunc import PredictWrapper
 
                 info = mlflow.pyfunc.log_model(
                     name="model",

@@ -52,8 +52,8 @@ def compare_models(
 
 def _recorded_holdout(client: MlflowClient, record: StepRecord) -> tuple[str, Any]:
     """The holdout the original training wrote (verified by fingerprint) as the model's feature frame."""
-    from airflow_ml_provider import models
-    from airflow_ml_provider.datasets import DatasetError, read_verified
+    from airflow_ml_provider.data.datasets import DatasetError, read_verified
+    from airflow_ml_provider.model import reference as models
 
     entry = next((o for o in record.outputs if o.get("role") == "holdout"), None)
     if entry is None and isinstance(record.returned, Mapping):
@@ -91,7 +91,7 @@ def _download(client: MlflowClient, model_uri: str, into: Path) -> Path:
 
 def _outputs(local: Path, x: Any) -> dict[str, Any]:
     """``predict`` and, for a classifier, ``predict_proba`` on the holdout rows."""
-    from airflow_ml_provider.models import load_model
+    from airflow_ml_provider.model.reference import load_model
 
     model = load_model(str(local))
     out = {"predict": model.predict(x)}

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_ml_provider import models
+from airflow_ml_provider.model import reference as models
 from airflow_ml_provider.records.step_record import StepRecord
-from airflow_ml_provider.tracking import MANIFEST_DIR
+from airflow_ml_provider.records.step_run import MANIFEST_DIR
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

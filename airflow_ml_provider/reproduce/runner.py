@@ -17,7 +17,7 @@ from airflow_ml_provider.reproduce.original import (
     parent_run_of_version,
     resolve_target,
 )
-from airflow_ml_provider.reproduction import CONF_KEY
+from airflow_ml_provider.reproduce.run_conf import CONF_KEY
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -54,7 +54,7 @@ def parse_set(assignments: list[str]) -> dict[str, dict[str, Any]]:
 
 def verify_raw_inputs(recorded: RecordedRun) -> list[dict[str, Any]]:
     """Every raw input must still have its recorded fingerprint; stop before running anything if not."""
-    from airflow_ml_provider.datasets import fingerprint_uri
+    from airflow_ml_provider.data.datasets import fingerprint_uri
 
     checked = []
     for record in recorded.steps.values():
@@ -151,7 +151,7 @@ def _load_dag(dag_id: str, dags_folder: str | None) -> Any:
 
 
 def _new_parent_run(client: MlflowClient, experiment_id: str, dag_id: str, run_id: str, hint: str = "") -> str:
-    from airflow_ml_provider.tracking import TAG_DAG_ID, TAG_KIND, TAG_RUN_ID
+    from airflow_ml_provider.records.step_run import TAG_DAG_ID, TAG_KIND, TAG_RUN_ID
 
     runs = client.search_runs(
         [experiment_id],

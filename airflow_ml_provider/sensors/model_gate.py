@@ -12,10 +12,10 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_ml_provider.gate import ApprovalEvidence, Evidence, GatePolicy, Verdict
+    from airflow_ml_provider.gate.gather import Gathered
     from airflow_ml_provider.hooks.mlflow import MlflowHook
     from airflow_ml_provider.lineage.datasets import LineageDataset
-    from airflow_ml_provider.models import ModelRef
-    from airflow_ml_provider.records.evidence import Gathered
+    from airflow_ml_provider.model.reference import ModelRef
 
 # Model version tags written with the verdict, read by PromoteModelOperator.
 TAG_GATE_STATUS = "airflow_ml.gate.status"
@@ -92,7 +92,7 @@ class ModelGateSensor(BaseSensorOperator):
         read, and an invalid one fails the gate (even with ``soft_fail``) with a verdict saying why.
         A templated number that renders as text ("0.9", without ``render_template_as_native_obj``)
         is read as a number. Metric directions come from the built-in metric table
-        (:data:`airflow_ml_provider.metrics.BUILTIN`); a custom metric must set ``greater_is_better``.
+        (:data:`airflow_ml_provider.model.metrics.BUILTIN`); a custom metric must set ``greater_is_better``.
     :param scenarios: the scenario file; every scenario in it must have been run and passed (templated).
     :param wait_for_evidence: keep checking while evaluation or scenario evidence is not written yet
         (until ``timeout``) instead of failing at once; evidence that is present and failing always
@@ -215,7 +215,7 @@ class ModelGateSensor(BaseSensorOperator):
     def _defer(self, context: Context) -> Any:
         from datetime import timedelta
 
-        from airflow_ml_provider.models import ModelRef
+        from airflow_ml_provider.model.reference import ModelRef
         from airflow_ml_provider.operators.base import resolve_hook
         from airflow_ml_provider.triggers.model_gate import ModelGateTrigger
 
@@ -255,9 +255,9 @@ class ModelGateSensor(BaseSensorOperator):
         self, context: Context, extra_problems: Sequence[str] = (), *, allow_wait: bool = True
     ) -> _Assessment:
         from airflow_ml_provider.gate import decide
-        from airflow_ml_provider.models import ModelRef
+        from airflow_ml_provider.gate.gather import Gathered, waiting_for, with_scenarios
+        from airflow_ml_provider.model.reference import ModelRef
         from airflow_ml_provider.operators.base import resolve_hook
-        from airflow_ml_provider.records.evidence import Gathered, waiting_for, with_scenarios
 
         ref = ModelRef.parse(self.model)
         hook = resolve_hook(self.mlflow_conn_id)
@@ -311,7 +311,7 @@ class ModelGateSensor(BaseSensorOperator):
         from airflow.sdk.exceptions import AirflowFailException
 
         from airflow_ml_provider.gate import Check, Subject, Verdict
-        from airflow_ml_provider.models import ModelRef
+        from airflow_ml_provider.model.reference import ModelRef
         from airflow_ml_provider.operators.base import resolve_hook
 
         ref = ModelRef.parse(self.model)
@@ -339,7 +339,7 @@ class ModelGateSensor(BaseSensorOperator):
 
     def _gather(self, hook: MlflowHook, ref: ModelRef, policy: GatePolicy) -> Gathered:
         from airflow_ml_provider.gate import Evidence, Subject
-        from airflow_ml_provider.records.evidence import Gathered, gather, needs_champion
+        from airflow_ml_provider.gate.gather import Gathered, gather, needs_champion
 
         try:
             return gather(
@@ -362,7 +362,7 @@ class ModelGateSensor(BaseSensorOperator):
         """The human approval pushed to XCom by the HITL task ``approval_task_id``."""
         if not self.approval_task_id:
             return None, []
-        from airflow_ml_provider.records.evidence import approval_from_hitl
+        from airflow_ml_provider.gate.gather import approval_from_hitl
 
         try:
             value = context["ti"].xcom_pull(task_ids=self.approval_task_id)
@@ -402,7 +402,7 @@ class ModelGateSensor(BaseSensorOperator):
         its record's error (so the DAG run's parent run is FAILED too), the verdict still recorded in full.
         """
         from airflow_ml_provider.operators.base import resolve_experiment
-        from airflow_ml_provider.tracking import step_run
+        from airflow_ml_provider.records.step_run import step_run
 
         try:
             with step_run(
@@ -457,7 +457,7 @@ class ModelGateSensor(BaseSensorOperator):
             self.log.debug("Could not build the gate's lineage input", exc_info=True)
         try:
             from airflow_ml_provider.lineage.facets import step_run_facets
-            from airflow_ml_provider.tracking import STEP_RUN_ATTRIBUTE
+            from airflow_ml_provider.records.step_run import STEP_RUN_ATTRIBUTE
 
             run_facets = step_run_facets(getattr(self, STEP_RUN_ATTRIBUTE, None))
         except Exception:

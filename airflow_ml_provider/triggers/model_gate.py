@@ -109,8 +109,8 @@ class ModelGateTrigger(BaseTrigger):
 
     def check(self) -> tuple[str, ...]:
         """Blocking: the evidence steps still worth waiting for (empty: decide now)."""
-        from airflow_ml_provider.models import ModelRef
-        from airflow_ml_provider.records.evidence import gather, waiting_for, with_scenarios
+        from airflow_ml_provider.gate.gather import gather, waiting_for, with_scenarios
+        from airflow_ml_provider.model.reference import ModelRef
 
         if self._client is None:
             from airflow_ml_provider.hooks.mlflow import MlflowHook, MlflowSettings

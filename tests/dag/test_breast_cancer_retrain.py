@@ -31,7 +31,7 @@ def versions(client: Any) -> list[int]:
 
 
 def champion(client: Any) -> str | None:
-    from airflow_ml_provider.models import current_alias_version
+    from airflow_ml_provider.model.reference import current_alias_version
 
     return current_alias_version(client, MODEL, "champion")
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from blake3 import blake3
 
-from airflow_ml_provider.datasets import find_by_fingerprint, open_dataset
+from airflow_ml_provider.data.datasets import find_by_fingerprint, open_dataset
 from tests.conftest import RAW_URI, run_dag
 from tests.dag.test_breast_cancer_retrain import DAG_ID, task_events, task_states
 

@@ -109,7 +109,7 @@ def recorded_verdict(client: Any, model: str, version: str) -> dict[str, Any] | 
 
 
 def champion(client: Any, model: str = MODEL) -> str | None:
-    from airflow_ml_provider.models import current_alias_version
+    from airflow_ml_provider.model.reference import current_alias_version
 
     return current_alias_version(client, model, "champion")
 

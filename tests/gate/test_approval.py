@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from airflow_ml_provider.gate import Evidence, GatePolicy, Subject, decide
-from airflow_ml_provider.records.evidence import approval_from_hitl
+from airflow_ml_provider.gate.gather import approval_from_hitl
 
 NOW = datetime(2026, 5, 4, 12, 0, tzinfo=timezone.utc)
 ALICE = {"id": "alice", "name": "alice"}

@@ -117,9 +117,9 @@ def _gate_bound_to_failed_featurize(baseline: Baseline, **suites: str) -> tuple[
 
 def _featurize(baseline: Baseline, **suites: str) -> str:
     """Run FeaturizeOperator, expecting it to refuse the suite; returns its (failed) MLflow run id."""
-    from airflow_ml_provider.expectations import ExpectationSuiteError
+    from airflow_ml_provider.data.expectations import ExpectationSuiteError
     from airflow_ml_provider.operators.featurize import FeaturizeOperator
-    from airflow_ml_provider.tracking import TAG_STEP
+    from airflow_ml_provider.records.step_run import TAG_STEP
     from tests.example import transform
 
     ctx = context("featurize")
@@ -164,7 +164,7 @@ def test_expectation_suite_with_no_expectations(baseline: Baseline, assert_block
 
 def test_recorded_suite_with_no_expectations(baseline: Baseline, assert_blocked: Any) -> None:
     """Defence in depth: a featurize record (from any producer) whose suite result is empty."""
-    from airflow_ml_provider.records.evidence import read_record
+    from airflow_ml_provider.gate.gather import read_record
     from airflow_ml_provider.records.step_record import StepRecord, write_record
 
     record = read_record(baseline.client, baseline.featurize_run).to_dict()
@@ -287,7 +287,7 @@ def test_champion_alias_to_a_deleted_version(baseline: Baseline, assert_blocked:
     after = baseline.candidate(model)  # evaluated against champion `first`
     baseline.client.delete_model_version(model, first)
 
-    from airflow_ml_provider.models import current_alias_version
+    from airflow_ml_provider.model.reference import current_alias_version
 
     assert current_alias_version(baseline.client, model, "champion") is None, "MLflow removed the alias"
     outcome = run_gate(baseline.client, model, after)

@@ -112,7 +112,7 @@ def run_facets(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_every_step_carries_mlflow_environment_and_hardware(good: Run, mlflow_client: Any) -> None:
-    from airflow_ml_provider.lineage.environment import installed_packages_digest
+    from airflow_ml_provider.records.environment import installed_packages_digest
 
     runs = mlflow_runs(mlflow_client, good.dag_run.run_id)
     digest, count = installed_packages_digest()

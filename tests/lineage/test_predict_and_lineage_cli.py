@@ -134,7 +134,7 @@ def test_predict_runs_after_promotion_with_the_champion(first: Run, mlflow_clien
 def test_predictions_file_names_the_model_and_one_stable_id_per_row(first: Run) -> None:
     import pandas as pd
 
-    from airflow_ml_provider.lineage.fingerprint import fingerprint_file
+    from airflow_ml_provider.data.fingerprint import fingerprint_file
     from airflow_ml_provider.operators.predict import prediction_ids
 
     predictions = pd.read_parquet(first.predictions_path)
@@ -184,7 +184,7 @@ def test_predict_complete_event_reads_features_and_model_and_writes_predictions(
 
 
 def test_lineage_walks_from_the_predictions_file_back_to_the_raw_data(first: Run) -> None:
-    from airflow_ml_provider.lineage.fingerprint import fingerprint_file
+    from airflow_ml_provider.data.fingerprint import fingerprint_file
 
     graph = lineage_json(str(first.predictions_path))
 
@@ -215,7 +215,7 @@ def test_lineage_walks_from_the_predictions_file_back_to_the_raw_data(first: Run
 
 
 def test_lineage_of_the_champion_alias_text_and_dot(first: Run, mlflow_client: Any) -> None:
-    from airflow_ml_provider.lineage.fingerprint import fingerprint_file
+    from airflow_ml_provider.data.fingerprint import fingerprint_file
 
     champion = mlflow_client.get_model_version_by_alias(MODEL, "champion").version
     graph = lineage_json(f"models:/{MODEL}@champion")
@@ -263,7 +263,7 @@ def test_changing_one_value_of_the_raw_data_changes_every_downstream_lineage(
 ) -> None:
     import pandas as pd
 
-    from airflow_ml_provider.lineage.fingerprint import fingerprint_file
+    from airflow_ml_provider.data.fingerprint import fingerprint_file
 
     raw = pd.read_parquet(RAW_URI)
     raw.loc[0, "mean radius"] = raw.loc[0, "mean radius"] + 0.001
@@ -366,7 +366,7 @@ def test_version_reference_and_reruns_give_the_same_prediction_ids(first: Run) -
 
 
 def test_an_unset_alias_fails_naming_it_and_still_reports_the_input(first: Run, mlflow_client: Any) -> None:
-    from airflow_ml_provider.models import ModelReferenceError
+    from airflow_ml_provider.model.reference import ModelReferenceError
 
     op, context = execute_predict(model=f"models:/{MODEL}@nobody_promoted_me", input=first.features["uri"])
     with pytest.raises(ModelReferenceError, match="Alias 'nobody_promoted_me' of registered model") as error:
@@ -378,7 +378,7 @@ def test_an_unset_alias_fails_naming_it_and_still_reports_the_input(first: Run, 
 
 
 def test_input_without_the_feature_columns_fails_naming_them(first: Run, mlflow_client: Any) -> None:
-    from airflow_ml_provider.datasets import DatasetError
+    from airflow_ml_provider.data.datasets import DatasetError
 
     # the raw data has the same measurements under other names ("mean radius", not "mean_radius")
     written_before = set((STATE / "artifacts" / "predictions").iterdir())
@@ -393,7 +393,7 @@ def test_input_without_the_feature_columns_fails_naming_them(first: Run, mlflow_
 
 
 def test_malformed_model_references_fail_when_the_dag_is_parsed() -> None:
-    from airflow_ml_provider.models import ModelReferenceError
+    from airflow_ml_provider.model.reference import ModelReferenceError
     from airflow_ml_provider.operators.predict import BatchPredictOperator
 
     with pytest.raises(ModelReferenceError, match="'models:/<name>@<alias>'"):

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from airflow_ml_provider import models
-from airflow_ml_provider.datasets import DatasetError, write_frame
-from airflow_ml_provider.metrics import CLASSIFICATION_METRICS, UnknownMetricError
-from airflow_ml_provider.models import ModelReferenceError
+from airflow_ml_provider.data.datasets import DatasetError, write_frame
+from airflow_ml_provider.model import reference as models
+from airflow_ml_provider.model.metrics import CLASSIFICATION_METRICS, UnknownMetricError
+from airflow_ml_provider.model.reference import ModelReferenceError
 from airflow_ml_provider.operators.evaluate import EvaluateOperator
 from tests.operators._support import assert_step_failed, assert_step_succeeded, the_step_run
 from tests.support import make_context

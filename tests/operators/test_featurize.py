@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from airflow_ml_provider.datasets import DatasetError
-from airflow_ml_provider.expectations import DataExpectationError, ExpectationSuiteError
-from airflow_ml_provider.lineage.environment import callable_name
-from airflow_ml_provider.lineage.fingerprint import fingerprint_file
+from airflow_ml_provider.data.datasets import DatasetError
+from airflow_ml_provider.data.expectations import DataExpectationError, ExpectationSuiteError
+from airflow_ml_provider.data.fingerprint import fingerprint_file
 from airflow_ml_provider.operators.featurize import FeaturizeOperator
+from airflow_ml_provider.records.environment import callable_name
 from airflow_ml_provider.records.step_record import read_record
 from tests.example import transform
 from tests.operators._support import (

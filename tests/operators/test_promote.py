@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from airflow.exceptions import AirflowFailException
 
-from airflow_ml_provider import models
-from airflow_ml_provider.models import current_alias_version
+from airflow_ml_provider.model import reference as models
+from airflow_ml_provider.model.reference import current_alias_version
 from airflow_ml_provider.operators.evaluate import EvaluateOperator
 from airflow_ml_provider.operators.promote import TAG_PROMOTED_BY, PromoteModelOperator
 from airflow_ml_provider.operators.simulate import SimulateOperator

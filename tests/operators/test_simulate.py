@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from airflow_ml_provider import models
+from airflow_ml_provider.model import reference as models
 from airflow_ml_provider.operators.simulate import SimulateOperator
 from airflow_ml_provider.scenarios import ScenarioFileError
 from tests.operators._support import assert_step_failed, assert_step_succeeded, the_step_run

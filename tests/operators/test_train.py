@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 from blake3 import blake3
 
-from airflow_ml_provider import models
-from airflow_ml_provider.datasets import DatasetError, write_frame
-from airflow_ml_provider.lineage.environment import callable_name
+from airflow_ml_provider.data.datasets import DatasetError, write_frame
+from airflow_ml_provider.model import reference as models
 from airflow_ml_provider.operators.train import TrainOperator
+from airflow_ml_provider.records.environment import callable_name
 from tests.operators._support import (
     assert_step_failed,
     assert_step_succeeded,

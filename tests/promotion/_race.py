@@ -32,7 +32,7 @@ def _worker(index: int, commands: Any, results: Any, barrier: Any) -> None:
         from mlflow import MlflowClient
 
         import airflow_ml_provider.operators.promote  # noqa: F401  (imported lazily by the core: not during a race)
-        from airflow_ml_provider import promotion
+        from airflow_ml_provider.promotion.attempt import attempt as promotion
     except BaseException as e:  # report, then stop: the parent sees it instead of hanging
         results.put({"worker": index, "kind": "startup", "error": f"{type(e).__name__}: {e}"})
         return

@@ -78,8 +78,8 @@ def record_passing_verdict(store: Store, name: str, version: str, fingerprint: s
 def make_gated_versions(store: Store, model_dirs: list[Path], name: str, count: int = VERSIONS) -> list[str]:
     """Register ``count`` versions of ``name`` (artifacts logged in a training run, fingerprint tagged as
     TrainOperator does) and record a passing gate verdict for each."""
-    from airflow_ml_provider.lineage.fingerprint import fingerprint_directory
-    from airflow_ml_provider.models import TAG_MODEL_FINGERPRINT
+    from airflow_ml_provider.data.fingerprint import fingerprint_directory
+    from airflow_ml_provider.model.reference import TAG_MODEL_FINGERPRINT
 
     client = store.client
     client.create_registered_model(name)

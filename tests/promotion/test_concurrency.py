@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from airflow_ml_provider.models import current_alias_version
-from airflow_ml_provider.promotion import TAG_ATTEMPT_PREFIX, Outcome, previous_tag
+from airflow_ml_provider.model.reference import current_alias_version
+from airflow_ml_provider.promotion.attempt import TAG_ATTEMPT_PREFIX, Outcome, previous_tag
 from tests.promotion._support import VERSIONS, Store, make_gated_versions, unique
 
 ROUNDS = 3  # fresh model per round; the workers stay up, so extra rounds cost about a second each

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from airflow_ml_provider.locks import promotion_lock
-from airflow_ml_provider.models import current_alias_version
-from airflow_ml_provider.promotion import TAG_ATTEMPT_PREFIX, Outcome, PromotionError, promote
+from airflow_ml_provider.model.reference import current_alias_version
+from airflow_ml_provider.promotion.attempt import TAG_ATTEMPT_PREFIX, Outcome, PromotionError, promote
+from airflow_ml_provider.promotion.lock import promotion_lock
 from tests.promotion._support import Store, make_gated_versions, unique
 
 RAW = "(psycopg2.OperationalError) server closed the connection unexpectedly [SQL: UPDATE ...]"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_ml_provider.locks import (
+from airflow_ml_provider.promotion.lock import (
     ADVISORY_NAMESPACE,
     LockError,
     LockTimeout,
@@ -128,7 +128,7 @@ def test_a_killed_holder_never_leaves_the_lock_behind(postgres_uri: str) -> None
     code = textwrap.dedent(
         f"""
         import sys, time
-        from airflow_ml_provider.locks import promotion_lock
+        from airflow_ml_provider.promotion.lock import promotion_lock
         with promotion_lock({postgres_uri!r}, {model!r}, timeout=30):
             print("held", flush=True)
             time.sleep(600)
@@ -222,7 +222,7 @@ def test_a_missing_driver_names_the_package_for_the_uri_as_written(tmp_path: Pat
 
 
 def test_driver_advice_follows_sqlalchemy_2_1_not_psycopg2_for_a_bare_uri() -> None:
-    from airflow_ml_provider.locks import _driver_advice
+    from airflow_ml_provider.promotion.lock import _driver_advice
 
     bare = _driver_advice("postgresql://u@h/db")
     assert "psycopg driver" in bare and "psycopg[binary]" in bare and "psycopg2" not in bare

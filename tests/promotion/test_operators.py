@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from airflow_ml_provider.models import current_alias_version
+from airflow_ml_provider.model.reference import current_alias_version
 from airflow_ml_provider.operators.promote import PromoteModelOperator
 from airflow_ml_provider.operators.rollback import RollbackModelOperator
-from airflow_ml_provider.promotion import TAG_ATTEMPT_PREFIX, TAG_PROMOTED_BY, promote
+from airflow_ml_provider.promotion.attempt import TAG_ATTEMPT_PREFIX, TAG_PROMOTED_BY, promote
 from airflow_ml_provider.records.step_record import read_record
 from tests.promotion._support import Store, make_gated_versions, unique
 from tests.support import make_context

@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 
 from airflow_ml_provider.cli.main import main
-from airflow_ml_provider.locks import promotion_lock
-from airflow_ml_provider.models import TAG_MODEL_FINGERPRINT, current_alias_version
-from airflow_ml_provider.promotion import (
+from airflow_ml_provider.model.reference import TAG_MODEL_FINGERPRINT, current_alias_version
+from airflow_ml_provider.promotion.attempt import (
     TAG_ATTEMPT_PREFIX,
     Mode,
     Outcome,
@@ -22,6 +21,7 @@ from airflow_ml_provider.promotion import (
     rollback,
     rolled_back_tag,
 )
+from airflow_ml_provider.promotion.lock import promotion_lock
 from airflow_ml_provider.sensors.model_gate import TAG_GATE_RUN, TAG_GATE_STATUS
 from tests.promotion._support import Store, make_gated_versions, unique
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from airflow_ml_provider.tracking import dag_run_status
+from airflow_ml_provider.records.step_run import dag_run_status
 
 
 def step(task_id: str, status: str, try_number: int = 1, start: int = 0, map_index: int = -1) -> dict[str, Any]:

@@ -18,7 +18,7 @@ WRITE = textwrap.dedent(
     import os, sys
     import pandas as pd
     os.umask(int(sys.argv[2], 8))
-    from airflow_ml_provider.datasets import local_path, write_frame
+    from airflow_ml_provider.data.datasets import local_path, write_frame
     ref = write_frame(pd.DataFrame({"a": [1, 2, 3]}), sys.argv[1], "predictions")
     print(local_path(ref.uri))
     """
@@ -37,7 +37,7 @@ def test_written_datasets_get_the_mode_the_umask_allows(tmp_path: Path, umask: s
 
 
 def test_reading_the_umask_leaves_it_unchanged() -> None:
-    from airflow_ml_provider.datasets import _current_umask
+    from airflow_ml_provider.data.datasets import _current_umask
 
     before = os.umask(0o027)
     try:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from blake3 import blake3
 
-from airflow_ml_provider.datasets import (
+from airflow_ml_provider.data.datasets import (
     DatasetError,
     DatasetRef,
     describe,

@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 from blake3 import blake3
 
-from airflow_ml_provider.datasets import (
+from airflow_ml_provider.data import fingerprint
+from airflow_ml_provider.data.datasets import (
     DatasetError,
     _write_frame_fs,
     find_by_fingerprint,
@@ -31,14 +32,13 @@ from airflow_ml_provider.datasets import (
     verify_references,
     write_frame,
 )
-from airflow_ml_provider.lineage import fingerprint
-from airflow_ml_provider.lineage.datasets import dataset_identity, file_dataset, to_output, uri_dataset
-from airflow_ml_provider.lineage.fingerprint import (
+from airflow_ml_provider.data.fingerprint import (
     CHUNK_SIZE,
     StreamingFingerprint,
     fingerprint_file,
     fingerprint_fsspec,
 )
+from airflow_ml_provider.lineage.datasets import dataset_identity, file_dataset, to_output, uri_dataset
 
 BUCKET = "ml-artifacts"
 
@@ -263,7 +263,7 @@ def test_read_frame_errors_name_the_remote_dataset(
 
 
 def test_describe_of_a_missing_remote_file_names_it(remote_root: str) -> None:
-    from airflow_ml_provider.datasets import describe
+    from airflow_ml_provider.data.datasets import describe
 
     with pytest.raises(DatasetError, match="does not exist") as excinfo:
         describe(f"{remote_root}/gone.parquet", frame())

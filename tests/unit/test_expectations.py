@@ -1,4 +1,4 @@
-"""Tests for airflow_ml_provider.expectations against real Great Expectations (no mocks).
+"""Tests for airflow_ml_provider.data.expectations against real Great Expectations (no mocks).
 
 The cases pin the GX behaviours we guard against: suites that lose expectations on load, empty suites
 that validate as success, and pandas 3 string columns.
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from airflow_ml_provider.expectations import (
+from airflow_ml_provider.data.expectations import (
     DataExpectationError,
     ExpectationReport,
     ExpectationResult,
@@ -310,7 +310,7 @@ def test_not_a_dataframe(passing_suite: Path) -> None:
 
 def test_import_does_not_load_gx_or_pandas() -> None:
     code = (
-        "import airflow_ml_provider.expectations, sys; "
+        "import airflow_ml_provider.data.expectations, sys; "
         "assert 'great_expectations' not in sys.modules and 'pandas' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT, timeout=120)

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from blake3 import blake3
 
-from airflow_ml_provider.lineage import fingerprint
-from airflow_ml_provider.lineage.fingerprint import (
+from airflow_ml_provider.data import fingerprint
+from airflow_ml_provider.data.fingerprint import (
     CACHE_DIR_ENV,
     CHUNK_SIZE,
     fingerprint_directory,

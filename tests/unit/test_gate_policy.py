@@ -42,7 +42,7 @@ from airflow_ml_provider.gate import (
     Verdict,
     decide,
 )
-from airflow_ml_provider.metrics import greater_is_better
+from airflow_ml_provider.model.metrics import greater_is_better
 
 NOW = datetime(2025, 1, 15, 12, 0, 0, tzinfo=timezone.utc)
 RECENT = NOW - timedelta(hours=1)

@@ -23,7 +23,6 @@ from jsonschema import Draft202012Validator, FormatChecker
 from openlineage.client.serde import Serde
 from referencing import Registry, Resource
 
-from airflow_ml_provider.lineage import environment as env
 from airflow_ml_provider.lineage import facets as F
 from airflow_ml_provider.lineage.datasets import (
     LineageDataset,
@@ -32,6 +31,7 @@ from airflow_ml_provider.lineage.datasets import (
     strip_credentials,
     to_input,
 )
+from airflow_ml_provider.records import environment as env
 from airflow_ml_provider.records.step_record import StepRecord
 from tests.lineage.spec import SPEC_DIR, require_spec
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from airflow_ml_provider.metrics import (
+from airflow_ml_provider.model.metrics import (
     BUILTIN_METRICS,
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
@@ -242,7 +242,7 @@ def test_score_model_computes_log_loss_from_predict_proba_and_nan_without_it() -
 
 
 def test_every_builtin_metric_has_a_task_and_a_direction() -> None:
-    from airflow_ml_provider.metrics import BUILTIN, greater_is_better
+    from airflow_ml_provider.model.metrics import BUILTIN, greater_is_better
 
     assert set(BUILTIN) == set(BUILTIN_METRICS)
     higher = {name for name in BUILTIN if greater_is_better(name)}
@@ -259,7 +259,7 @@ def test_metrics_module_imports_no_numpy_or_pandas() -> None:
     import sys
 
     code = (
-        "import sys, airflow_ml_provider.metrics, airflow_ml_provider.gate; "
+        "import sys, airflow_ml_provider.model.metrics, airflow_ml_provider.gate; "
         "print(sorted(m for m in ('numpy', 'pandas', 'sklearn', 'mlflow', 'airflow') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

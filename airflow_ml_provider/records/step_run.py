@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
     from mlflow import MlflowClient
 
-    from airflow_ml_provider.datasets import DatasetRef
+    from airflow_ml_provider.data.datasets import DatasetRef
     from airflow_ml_provider.hooks.mlflow import MlflowHook
 
 log = logging.getLogger(__name__)
@@ -325,7 +325,7 @@ def step_run(
 
 def _collect_environment(code_fn: Callable[..., Any] | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """Environment + hardware (cached per process) and the callable's identity; never fails the step."""
-    from airflow_ml_provider.lineage import environment as env
+    from airflow_ml_provider.records import environment as env
 
     code_identity = None
     if code_fn is not None:

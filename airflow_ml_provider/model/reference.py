@@ -162,7 +162,7 @@ def fingerprint_model(model_uri: str, client: MlflowClient | None = None) -> str
     """
     import mlflow
 
-    from airflow_ml_provider.lineage.fingerprint import fingerprint_directory
+    from airflow_ml_provider.data.fingerprint import fingerprint_directory
 
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(

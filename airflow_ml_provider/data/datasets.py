@@ -7,7 +7,7 @@ a temporary file in the same directory and renamed into place only when complete
 task never leaves a half-written dataset that looks finished.
 
 Where datasets live. A local path or ``file://`` URI is read and written directly (``os.replace``,
-atomic; fingerprints cached, see :mod:`~airflow_ml_provider.lineage.fingerprint`). Any other fsspec
+atomic; fingerprints cached, see :mod:`~airflow_ml_provider.data.fingerprint`). Any other fsspec
 URL (``s3://bucket/prefix``, ``gs://...``, ``memory://...``) goes through fsspec: the filesystem's
 package must be installed (``s3fs`` for ``s3://``) and is configured as fsspec and its package are
 (for S3: the usual ``AWS_*`` variables or AWS config, e.g. ``AWS_ENDPOINT_URL_S3`` for an S3-compatible
@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import unquote, urlparse
 
-from airflow_ml_provider.lineage.fingerprint import fingerprint_file
+from airflow_ml_provider.data.fingerprint import fingerprint_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -226,7 +226,7 @@ def _read_frame_fs(uri: str, what: str) -> pd.DataFrame:
 def describe(uri: str, df: pd.DataFrame) -> DatasetRef:
     """Reference to an existing file holding ``df`` (local, or any fsspec URL: fingerprinted by streaming)."""
     if not is_local(uri):
-        from airflow_ml_provider.lineage.fingerprint import fingerprint_fsspec_sized
+        from airflow_ml_provider.data.fingerprint import fingerprint_fsspec_sized
 
         fs, fs_path = open_dataset(uri)
         try:
@@ -298,7 +298,7 @@ class _HashingWriter:
     """Binary sink passing every byte to ``target`` and to a fingerprint: the file is hashed as written."""
 
     def __init__(self, target: BinaryIO) -> None:
-        from airflow_ml_provider.lineage.fingerprint import StreamingFingerprint
+        from airflow_ml_provider.data.fingerprint import StreamingFingerprint
 
         self._target = target
         self.fingerprint = StreamingFingerprint()
@@ -379,7 +379,7 @@ def _fingerprint_existing(uri: str, what: str) -> tuple[str, int, str] | None:
         if not path.is_file():
             return None
         return fingerprint_file(path), path.stat().st_size, path.as_uri()
-    from airflow_ml_provider.lineage.fingerprint import fingerprint_fsspec_sized
+    from airflow_ml_provider.data.fingerprint import fingerprint_fsspec_sized
 
     fs, fs_path = open_dataset(uri, what)
     if not _is_file(fs, fs_path, uri, what):
@@ -398,7 +398,7 @@ def find_by_fingerprint(artifact_root: str | os.PathLike[str], kind: str, finger
     trusted: its bytes are fingerprinted, and a file whose bytes no longer match raises
     :class:`DatasetError`. Rows, columns and schema come from the Parquet footer (the data is not read).
     """
-    from airflow_ml_provider.lineage.fingerprint import is_fingerprint
+    from airflow_ml_provider.data.fingerprint import is_fingerprint
 
     if not is_fingerprint(fingerprint):
         raise DatasetError(f"{fingerprint!r} is not a dataset fingerprint (blake3: and 64 hex digits)")

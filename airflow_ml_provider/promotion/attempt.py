@@ -2,7 +2,7 @@
 Promotion and rollback of a registry alias: the rule, and the core that the operators and the CLI share.
 
 MLflow aliases are plain upserts with no compare-and-set, so every move of an alias here happens
-under :func:`airflow_ml_provider.locks.promotion_lock` (a PostgreSQL advisory lock when the registry
+under :func:`airflow_ml_provider.promotion.lock.promotion_lock` (a PostgreSQL advisory lock when the registry
 is PostgreSQL, a file lock otherwise), follows :func:`decide_promotion`, is read back after writing,
 and is recorded on the model version whatever its outcome.
 
@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-    from airflow_ml_provider.locks import HeldLock
-    from airflow_ml_provider.tracking import StepRun
+    from airflow_ml_provider.promotion.lock import HeldLock
+    from airflow_ml_provider.records.step_run import StepRun
 
 log = logging.getLogger(__name__)
 
@@ -350,7 +350,7 @@ class _Attempt:
         from mlflow.exceptions import MlflowException
         from sqlalchemy.exc import SQLAlchemyError
 
-        from airflow_ml_provider.locks import LockError, promotion_lock, redact
+        from airflow_ml_provider.promotion.lock import LockError, promotion_lock, redact
 
         try:
             with promotion_lock(self.registry_uri, self.name, self.lock_timeout, lock_uri=self.lock_uri) as lock:
@@ -383,8 +383,8 @@ class _Attempt:
     def _locked(self, lock: HeldLock) -> PromotionResult:
         from mlflow.exceptions import MlflowException
 
-        from airflow_ml_provider.locks import redact
-        from airflow_ml_provider.models import current_alias_version
+        from airflow_ml_provider.model.reference import current_alias_version
+        from airflow_ml_provider.promotion.lock import redact
 
         self.step = f"reading registered model {self.name!r}"
         try:
@@ -424,7 +424,7 @@ class _Attempt:
             raise
 
     def _verdict_refusal(self, version: str, model_version: Any) -> Decision | None:
-        from airflow_ml_provider.models import ModelRef
+        from airflow_ml_provider.model.reference import ModelRef
         from airflow_ml_provider.operators.promote import PromotionRefused, require_passing_verdict
 
         self.step = f"reading the gate verdict of version {version}"
@@ -480,7 +480,7 @@ class _Attempt:
         return decision, target
 
     def _move(self, lock: HeldLock, target: str) -> None:
-        from airflow_ml_provider.models import current_alias_version
+        from airflow_ml_provider.model.reference import current_alias_version
 
         client, name, alias = self.client, self.name, self.alias
         lock.verify()

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-from airflow_ml_provider import models
 from airflow_ml_provider.gate import (
     ApprovalEvidence,
     EvaluationEvidence,
@@ -32,6 +31,7 @@ from airflow_ml_provider.gate import (
     Subject,
     decide,
 )
+from airflow_ml_provider.model import reference as models
 from airflow_ml_provider.records.step_record import RECORD_ARTIFACT_PATH, RecordError, StepRecord
 
 if TYPE_CHECKING:
