@@ -5,4 +5,16 @@ it on every parse, so mlflow, great_expectations, pandas, pyarrow, sklearn and t
 client are only imported inside ``execute()`` and the lineage methods.
 """
 
-__version__ = "0.1.0"
+from typing import Any
+
+DISTRIBUTION = "airflow-ml-provider"
+
+
+def __getattr__(name: str) -> Any:
+    """``__version__`` comes from the installed distribution's metadata, the one version source (pyproject.toml);
+    read on first use so that importing the package stays free."""
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version(DISTRIBUTION)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,6 +7,7 @@ from typing import Any
 
 def get_provider_info() -> dict[str, Any]:
     from airflow_ml_provider import __version__
+    from airflow_ml_provider.conf import provider_config
 
     return {
         "package-name": "airflow-ml-provider",
@@ -111,28 +112,5 @@ def get_provider_info() -> dict[str, Any]:
                 },
             }
         ],
-        "config": {
-            "ml_provider": {
-                "description": "Settings of airflow-ml-provider.",
-                "options": {
-                    "artifact_root": {
-                        "description": (
-                            "Where operators write datasets (features, splits, predictions), content-addressed: "
-                            "a local directory or any fsspec URL such as s3://bucket/prefix."
-                        ),
-                        "version_added": "0.1.0",
-                        "type": "string",
-                        "example": "/data/airflow-ml",
-                        "default": None,
-                    },
-                    "mlflow_conn_id": {
-                        "description": "Default MLflow connection id used by the operators.",
-                        "version_added": "0.1.0",
-                        "type": "string",
-                        "example": "mlflow_default",
-                        "default": "mlflow_default",
-                    },
-                },
-            }
-        },
+        "config": provider_config(),
     }

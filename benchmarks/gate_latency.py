@@ -10,7 +10,7 @@ version its own evaluate and simulate step runs with their step records (so the 
 2 x versions + a few runs); version 1 holds the ``champion`` alias and every evaluation compares
 against it.
 
-Then times ``records.evidence.gather(client, ref, verify_artifact=..., champion_alias="champion")``
+Then times ``gate.gather.gather(hook, ref, verify_artifact=..., champion_alias="champion")``
 followed by ``gate.decide(policy, evidence, now)`` (what one poke of ModelGateSensor does before it
 records the verdict) for randomly chosen versions: one warm-up, then ``--runs`` timed checks, with
 and without ``verify_artifact`` (which downloads the model artifact and re-fingerprints it). For each
@@ -84,17 +84,23 @@ class SqlCounter:
 def _record(step: str, run_id: str, model: dict[str, Any] | None, results: dict[str, Any], **extra: Any) -> dict:
     from airflow_ml_provider.records.step_record import StepRecord
 
-    record = StepRecord(
-        step=step,
-        mlflow_run_id=run_id,
-        airflow={"dag_id": "bench", "run_id": "bench", "task_id": step, "try_number": 1, "map_index": -1},
-        model=model,
-        results=results,
-        status="success",
-        recorded_at=datetime.now(timezone.utc).isoformat(),
+    data = {
+        "step": step,
+        "mlflow_run_id": run_id,
+        "airflow": {"dag_id": "bench", "run_id": "bench", "task_id": step, "try_number": 1, "map_index": -1},
+        "inputs": [],
+        "outputs": [],
+        "params": {},
+        "code": None,
+        "model": model,
+        "results": results,
+        "status": "success",
+        "error": None,
+        "recorded_at": datetime.now(timezone.utc).isoformat(),
+        "schema_version": 1,
         **extra,
-    )
-    return record.to_dict()
+    }
+    return StepRecord.from_dict(data).to_dict()  # what the gate reads must parse strictly
 
 
 def build_registry(root: Path, versions: int) -> tuple[Any, str]:
@@ -104,7 +110,15 @@ def build_registry(root: Path, versions: int) -> tuple[Any, str]:
     from sklearn.linear_model import LogisticRegression
 
     from airflow_ml_provider.model import reference as models
-    from airflow_ml_provider.records.step_record import RECORD_ARTIFACT_PATH
+    from airflow_ml_provider.records.tags import (
+        RECORD_ARTIFACT_PATH,
+        TAG_FEATURES_FINGERPRINT,
+        TAG_MODEL_FINGERPRINT,
+        TAG_TARGET,
+        TAG_TASK,
+        TAG_TRAINING_RUN,
+        evidence_tag,
+    )
 
     uri = f"sqlite:///{root / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
@@ -118,7 +132,7 @@ def build_registry(root: Path, versions: int) -> tuple[Any, str]:
             name="model",
             pip_requirements=["scikit-learn"],  # no inference subprocess
         )
-    model_fp = models.fingerprint_model(info.model_uri)
+    model_fp = models.fingerprint_model(info.model_uri, _hook(client))
 
     raw_fp, features_fp = "blake3:" + "1" * 64, "blake3:" + "2" * 64
     featurize = client.create_run(experiment, tags={"airflow_ml.step": "featurize"}).info.run_id
@@ -126,10 +140,18 @@ def build_registry(root: Path, versions: int) -> tuple[Any, str]:
         {
             "role": role,
             "suite_name": f"{role}_suite",
+            "suite_path": f"/suites/{role}.json",
             "dataset": f"file:///data/{role}.parquet",
             "success": True,
             "results": [
-                {"expectation_type": "expect_column_values_to_not_be_null", "column": f"c{i}", "success": True}
+                {
+                    "expectation_type": "expect_column_values_to_not_be_null",
+                    "column": f"c{i}",
+                    "success": True,
+                    "kwargs": {"column": f"c{i}"},
+                    "observed": {"unexpected_count": 0},
+                    "exception": None,
+                }
                 for i in range(30)
             ],
         }
@@ -158,11 +180,22 @@ def build_registry(root: Path, versions: int) -> tuple[Any, str]:
         for step, results in (
             (
                 "evaluate",
-                {"metrics": metrics, "champion": None if number == 1 else {"version": "1", "metrics": metrics}},
+                {
+                    "task": "classification",
+                    "metrics": metrics,
+                    "champion": None if number == 1 else {"version": "1", "metrics": metrics},
+                    "holdout_fingerprint": "blake3:" + "3" * 64,
+                },
             ),
             (
                 "simulate",
-                {"scenarios": {"results": [{"name": f"s{i}", "passed": True, "reason": "ok"} for i in (1, 2, 3)]}},
+                {
+                    "scenarios": {
+                        "suite_path": "/scenarios.yaml",
+                        "suite_fingerprint": "sha256:" + "4" * 64,
+                        "results": [{"name": f"s{i}", "passed": True, "reason": "ok"} for i in (1, 2, 3)],
+                    }
+                },
             ),
         ):
             run_id = client.create_run(experiment, tags={"airflow_ml.step": step}).info.run_id
@@ -174,14 +207,14 @@ def build_registry(root: Path, versions: int) -> tuple[Any, str]:
             info.model_uri,
             run_id=training.info.run_id,
             tags={
-                models.TAG_TRAINING_RUN: training.info.run_id,
-                models.TAG_MODEL_FINGERPRINT: model_fp,
-                models.TAG_FEATURES_FINGERPRINT: features_fp,
-                models.TAG_TARGET: "target",
-                models.TAG_TASK: "classification",
-                models.evidence_tag("featurize"): featurize,
-                models.evidence_tag("evaluate"): runs["evaluate"],
-                models.evidence_tag("simulate"): runs["simulate"],
+                TAG_TRAINING_RUN: training.info.run_id,
+                TAG_MODEL_FINGERPRINT: model_fp,
+                TAG_FEATURES_FINGERPRINT: features_fp,
+                TAG_TARGET: "target",
+                TAG_TASK: "classification",
+                evidence_tag("featurize"): featurize,
+                evidence_tag("evaluate"): runs["evaluate"],
+                evidence_tag("simulate"): runs["simulate"],
             },
         )
         if number == 1:
@@ -214,14 +247,24 @@ class CountingClient:
         return counted
 
 
+def _hook(client: Any) -> Any:
+    """The provider's hook on ``client`` (counting or not): the gate reaches MLflow through the hook only."""
+    from airflow_ml_provider.hooks.mlflow import MlflowHook
+
+    hook = MlflowHook(tracking_uri=client.tracking_uri)
+    hook.get_client = lambda: client  # type: ignore[method-assign]
+    return hook
+
+
 def check_once(client: Any, version: str, verify_artifact: bool) -> tuple[float, Any]:
     from airflow_ml_provider.gate import GatePolicy, decide
     from airflow_ml_provider.gate.gather import gather
     from airflow_ml_provider.model.reference import ModelRef
 
     policy = GatePolicy.from_dict(POLICY)
+    hook = _hook(client)
     started = time.perf_counter()
-    gathered = gather(client, ModelRef(MODEL, version), verify_artifact=verify_artifact, champion_alias="champion")
+    gathered = gather(hook, ModelRef(MODEL, version), verify_artifact=verify_artifact, champion_alias="champion")
     verdict = decide(policy, gathered.evidence, datetime.now(timezone.utc))
     return (time.perf_counter() - started) * 1000, verdict
 

@@ -16,7 +16,7 @@ export AIRFLOW__OPENLINEAGE__NAMESPACE=airflow-ml-demo
 export AIRFLOW__OPENLINEAGE__TRANSPORT='{"type": "file", "log_file_path": "$DEMO/lineage/events.jsonl", "append": true}'
 export AIRFLOW__ML_PROVIDER__ARTIFACT_ROOT="$DEMO/artifacts"
 export MLFLOW_TRACKING_URI="sqlite:///$DEMO/mlflow/mlflow.db"
-export AIRFLOW_ML_MLFLOW_ARTIFACT_LOCATION="$DEMO/mlflow/artifacts"
+export AIRFLOW__ML_PROVIDER__MLFLOW_ARTIFACT_LOCATION="$DEMO/mlflow/artifacts"
 export BREAST_CANCER_RAW_URI="$DEMO/data/breast_cancer.parquet"
 export GIT_PYTHON_REFRESH=quiet
 ENV

@@ -11,17 +11,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-DAGS = ROOT / "dags_examples"
-STATE = Path(tempfile.mkdtemp(prefix="airflow-ml-tests-"))
-EVENTS = STATE / "lineage" / "events.jsonl"
-RAW_URI = STATE / "data" / "breast_cancer.parquet"
+from tests.support import DAGS, EVENTS, RAW_URI, ROOT, STATE
 
 os.environ.update(
     {
@@ -35,8 +30,8 @@ os.environ.update(
         ),
         "AIRFLOW__ML_PROVIDER__ARTIFACT_ROOT": str(STATE / "artifacts"),
         "MLFLOW_TRACKING_URI": f"sqlite:///{STATE / 'mlflow' / 'mlflow.db'}",
-        "AIRFLOW_ML_MLFLOW_ARTIFACT_LOCATION": str(STATE / "mlflow" / "artifacts"),
-        "AIRFLOW_ML_LOCK_DIR": str(STATE / "locks"),
+        "AIRFLOW__ML_PROVIDER__MLFLOW_ARTIFACT_LOCATION": str(STATE / "mlflow" / "artifacts"),
+        "AIRFLOW__ML_PROVIDER__LOCK_DIR": str(STATE / "locks"),
         "BREAST_CANCER_RAW_URI": str(RAW_URI),
         "GIT_PYTHON_REFRESH": "quiet",
     }
@@ -70,19 +65,15 @@ def mlflow_client() -> Any:
     return mlflow.MlflowClient()
 
 
-def read_events() -> list[dict[str, Any]]:
-    if not EVENTS.exists():
-        return []
-    return [json.loads(line) for line in EVENTS.read_text().splitlines() if line.strip()]
+# --- markers: what a test needs (registered in pyproject.toml) -------------------------------------------
+# ``dag`` and ``spec`` are set in the test modules; ``deployment`` by directory; ``postgres`` by fixture.
+DEPLOYMENT_TESTS = ("tests/deployment/", "tests/reproduce/test_reproduce_remote.py")
 
 
-def run_dag(dag_id: str, conf: dict[str, Any] | None = None) -> Any:
-    """Run a DAG from the DAGs folder with ``dag.test()``, parsed as ``airflow dags test`` parses it (a
-    BundleDagBag, which puts the DAGs folder on ``sys.path``); returns the finished DagRun."""
-    from airflow.dag_processing.dagbag import BundleDagBag
-
-    bag = BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS, bundle_name="dags-folder")
-    assert not bag.import_errors, bag.import_errors
-    dag = bag.get_dag(dag_id)
-    assert dag is not None, f"{dag_id} not found in {DAGS}"
-    return dag.test(run_conf=conf or {})
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        where = item.path.relative_to(ROOT).as_posix()
+        if where.startswith(DEPLOYMENT_TESTS):
+            item.add_marker(pytest.mark.deployment)
+        if "postgres_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)

@@ -11,17 +11,15 @@ MLflow store cannot be used.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.cli import store
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
+    from airflow_ml_provider.hooks.mlflow import MlflowHook
+    from airflow_ml_provider.records.step_record import StepRecord
 
 _MAX_PRODUCER_RUNS = 50
 
@@ -65,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"airflow-ml lineage: {e}", file=sys.stderr)
         return 2
     try:
-        graph = build_graph(target, MlflowRecordSource(mlflow_store.client))
+        graph = build_graph(target, MlflowRecordSource(mlflow_store.hook))
     except LineageError as e:
         print(f"airflow-ml lineage: {e} (tracking URI {mlflow_store.tracking_uri}, {mlflow_store.source})",
               file=sys.stderr)
@@ -98,27 +96,29 @@ def _file_target(text: str) -> Any:
 class MlflowRecordSource:
     """:class:`~airflow_ml_provider.lineage.graph.RecordSource` over an MLflow tracking store and registry."""
 
-    def __init__(self, client: MlflowClient) -> None:
-        self.client = client
+    def __init__(self, hook: MlflowHook) -> None:
+        self.hook = hook
         self._experiment_ids: list[str] | None = None
 
-    def record(self, run_id: str) -> Mapping[str, Any] | None:
-        from airflow_ml_provider.records.step_record import RECORD_ARTIFACT_PATH
+    def record(self, run_id: str) -> StepRecord | None:
+        """The run's record; None when it cannot be read, :class:`RecordError` when it does not parse."""
+        from airflow_ml_provider.records.step_record import RecordError, read_step_record
 
         try:
-            with tempfile.TemporaryDirectory() as tmp:
-                local = self.client.download_artifacts(run_id, RECORD_ARTIFACT_PATH, tmp)
-                data = json.loads(Path(local).read_text())
-        except Exception:
-            return None
-        return data if isinstance(data, Mapping) and "step" in data and "mlflow_run_id" in data else None
+            return read_step_record(self.hook, run_id)
+        except RecordError as e:
+            if e.field is None:  # missing or unreadable: not there
+                return None
+            raise
 
     def model_version(self, name: str, version: str) -> Mapping[str, Any] | None:
         from mlflow.exceptions import MlflowException
 
         try:
-            v = self.client.get_model_version(name, version)
+            v = self.hook.model_version(name, version)
         except MlflowException:
+            return None
+        if v is None:
             return None
         return {
             "name": v.name,
@@ -132,19 +132,19 @@ class MlflowRecordSource:
         from mlflow.exceptions import MlflowException
 
         from airflow_ml_provider.lineage.graph import LineageError
-        from airflow_ml_provider.model.reference import alias_missing
 
         try:
-            return str(self.client.get_model_version_by_alias(name, alias).version)
+            return self.hook.alias_version(name, alias)
         except MlflowException as e:
-            if alias_missing(e):
-                return None
             raise LineageError(f"cannot resolve models:/{name}@{alias}: {e.message}") from e
 
     def producers(self, fingerprint: str) -> list[str]:
-        from airflow_ml_provider.model.reference import TAG_FEATURES_FINGERPRINT
-        from airflow_ml_provider.operators.predict import TAG_OUTPUT_FINGERPRINT
-        from airflow_ml_provider.records.step_run import TAG_KIND
+        from airflow_ml_provider.records.tags import (
+            KIND_STEP,
+            TAG_FEATURES_FINGERPRINT,
+            TAG_KIND,
+            TAG_OUTPUT_FINGERPRINT,
+        )
 
         experiments = self.experiment_ids()
         if not experiments:
@@ -153,9 +153,9 @@ class MlflowRecordSource:
         # Predict tags its run with its output; featurize with its features (same tag name as the
         # model version tag). Other steps' outputs are reached through the records that read them.
         for tag in (TAG_OUTPUT_FINGERPRINT, TAG_FEATURES_FINGERPRINT):
-            for r in self.client.search_runs(
+            for r in self.hook.search_runs(
                 experiments,
-                filter_string=f"tags.`{tag}` = '{fingerprint}' and tags.`{TAG_KIND}` = 'step'",
+                f"tags.`{tag}` = '{fingerprint}' and tags.`{TAG_KIND}` = '{KIND_STEP}'",
                 order_by=["attributes.start_time DESC"],
                 max_results=_MAX_PRODUCER_RUNS,
             ):
@@ -165,13 +165,5 @@ class MlflowRecordSource:
 
     def experiment_ids(self) -> list[str]:
         if self._experiment_ids is None:
-            ids: list[str] = []
-            token = None
-            while True:
-                page = self.client.search_experiments(max_results=1000, page_token=token)
-                ids.extend(e.experiment_id for e in page)
-                token = page.token
-                if not token:
-                    break
-            self._experiment_ids = ids
+            self._experiment_ids = self.hook.experiment_ids()
         return self._experiment_ids

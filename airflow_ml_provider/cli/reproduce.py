@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
+from airflow_ml_provider import conf
 from airflow_ml_provider.cli import store
 
-USER_ENV, PASSWORD_ENV = "AIRFLOW_ML_AIRFLOW_USER", "AIRFLOW_ML_AIRFLOW_PASSWORD"
+#: The options that give --airflow-user and --airflow-password their defaults.
+USER_ENV = conf.OPTIONS["airflow_user"].env_var
+PASSWORD_ENV = conf.OPTIONS["airflow_password"].env_var
 
 
 def register(subparsers: Any) -> None:
@@ -34,9 +36,11 @@ def register(subparsers: Any) -> None:
         "here before anything is triggered).",
     )
     remote.add_argument("--airflow-url", default=None, help="base URL of the Airflow 3 API server, e.g. http://host:8080")
-    remote.add_argument("--airflow-user", default=None, help=f"user to log in as (default: ${USER_ENV})")
+    remote.add_argument("--airflow-user", default=None,
+                        help=f"user to log in as (default: [ml_provider] airflow_user, ${USER_ENV})")
     remote.add_argument("--airflow-password", default=None,
-                        help=f"its password (default: ${PASSWORD_ENV}; prefer the variable, arguments show in ps)")
+                        help=f"its password (default: [ml_provider] airflow_password, ${PASSWORD_ENV}; prefer "
+                        "the option, arguments show in ps)")
     remote.add_argument("--timeout", type=float, default=3600.0,
                         help="seconds to wait for the triggered run to finish (default: 3600)")
     remote.add_argument("--unpause", action="store_true",
@@ -45,15 +49,11 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+@store.with_store("airflow-ml reproduce")
+def run(args: argparse.Namespace, mlflow_store: store.Store) -> int:
     from airflow_ml_provider.reproduce.original import ReproductionError
     from airflow_ml_provider.reproduce.runner import ReproductionRequest, parse_set, reproduce, write_report
 
-    try:
-        mlflow_store = store.open_store(args)
-    except store.StoreError as e:
-        print(f"airflow-ml reproduce: {e}", file=sys.stderr)
-        return 2
     try:
         runner = _runner(args)
         request = ReproductionRequest(
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             tolerance=args.tolerance,
             dags_folder=args.dags_folder,
         )
-        report = reproduce(mlflow_store.client, request, runner)
+        report = reproduce(mlflow_store.hook, request, runner)
     except ReproductionError as e:
         print(f"airflow-ml reproduce: {e}", file=sys.stderr)
         return 2
@@ -93,8 +93,8 @@ def _runner(args: argparse.Namespace) -> Any:
 
     return AirflowApiRunner(
         url=args.airflow_url,
-        username=args.airflow_user or os.environ.get(USER_ENV) or None,
-        password=args.airflow_password if args.airflow_password is not None else os.environ.get(PASSWORD_ENV),
+        username=args.airflow_user or conf.get("airflow_user"),
+        password=args.airflow_password if args.airflow_password is not None else conf.get("airflow_password"),
         timeout=args.timeout,
         unpause=args.unpause,
     )

@@ -33,22 +33,14 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+@store.with_store("error", EXIT_ERROR)
+def run(args: argparse.Namespace, mlflow_store: store.Store) -> int:
     from airflow_ml_provider.promotion.attempt import Outcome, PromotionError, cli_actor, rollback
+    from airflow_ml_provider.records.tags import rolled_back_tag
 
     try:
-        mlflow_store = store.open_store(args)
-    except store.StoreError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_ERROR
-    try:
         result = rollback(
-            mlflow_store.client,
-            args.model,
-            alias=args.alias,
-            registry_uri=mlflow_store.registry_uri,  # the lock key: the same as the promote/rollback operators
-            actor=cli_actor(),
-            lock_timeout=args.lock_timeout,
+            mlflow_store.hook, args.model, alias=args.alias, actor=cli_actor(), lock_timeout=args.lock_timeout
         )
     except PromotionError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -63,6 +55,6 @@ def run(args: argparse.Namespace) -> int:
     )
     print(
         f"Version {result.holder_before} is tagged as rolled back and will not be promoted again until its "
-        f"'airflow_ml.rolled_back.{args.alias}' tag is removed. Attempt recorded on {result.recorded_on}."
+        f"'{rolled_back_tag(args.alias)}' tag is removed. Attempt recorded on {result.recorded_on}."
     )
     return EXIT_RESTORED

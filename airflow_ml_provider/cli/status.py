@@ -6,11 +6,13 @@ Exit codes: 0 shown; 1 the model has no versions in the store; 2 the MLflow stor
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.cli import store
+
+if TYPE_CHECKING:
+    from airflow_ml_provider.hooks.mlflow import MlflowHook
 
 
 def register(subparsers: Any) -> None:
@@ -27,24 +29,16 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from airflow_ml_provider.model.reference import TAG_MODEL_FINGERPRINT, current_alias_version
-    from airflow_ml_provider.operators.promote import TAG_PREVIOUS_CHAMPION
-    from airflow_ml_provider.sensors.model_gate import TAG_GATE_STATUS
+@store.with_store("airflow-ml status")
+def run(args: argparse.Namespace, mlflow_store: store.Store) -> int:
+    from airflow_ml_provider.records.tags import TAG_GATE_STATUS, TAG_MODEL_FINGERPRINT, TAG_PREVIOUS_CHAMPION
 
-    try:
-        mlflow_store = store.open_store(args)
-    except store.StoreError as e:
-        print(f"airflow-ml status: {e}", file=sys.stderr)
-        return 2
-    client = mlflow_store.client
-    versions = sorted(
-        client.search_model_versions(f"name = '{args.model}'"), key=lambda v: int(v.version), reverse=True
-    )
+    hook = mlflow_store.hook
+    versions = hook.model_versions(args.model)
     if not versions:
         print(f"No versions of {args.model!r} in the registry at {mlflow_store.registry_uri} ({mlflow_store.source})")
         return 1
-    champion = current_alias_version(client, args.model, args.alias)
+    champion = hook.alias_version(args.model, args.alias)
     print(f"{args.model}: {len(versions)} version(s); alias {args.alias!r} -> {champion or '(unset)'}")
     print(f"{'version':>7}  {'gate':<8} {'created':<19}  {'previous champion':<17}  {'fingerprint':<23}  note")
     for v in versions[: args.limit]:
@@ -69,36 +63,34 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"\nLatest version {latest.version} was not promoted; gate: {gate}.")
     if str(latest.version) != champion:
-        for check in _failed_checks(client, latest):
+        for check in _failed_checks(hook, latest):
             print(f"  FAILED {check['name']}: {check['reason']}")
     return 0
 
 
 def _reproduction_of(version: Any, model: str) -> str | None:
     """'reproduction of version N' for a version built by ``airflow-ml reproduce``, else None."""
-    from airflow_ml_provider.model.reference import TAG_REPRODUCTION_OF
+    from airflow_ml_provider.model.reference import ModelRef, parse_model_uri
+    from airflow_ml_provider.records.tags import TAG_REPRODUCTION_OF
 
     original = version.tags.get(TAG_REPRODUCTION_OF)
     if not original:
         return None
-    number = original.removeprefix(f"models:/{model}/")
-    return f"reproduction of version {number}" if number != original else f"reproduction of {original}"
+    ref = parse_model_uri(original)
+    if isinstance(ref, ModelRef) and ref.name == model:
+        return f"reproduction of version {ref.version}"
+    return f"reproduction of {original}"
 
 
-def _failed_checks(client: Any, version: Any) -> list[dict[str, Any]]:
+def _failed_checks(hook: MlflowHook, version: Any) -> list[dict[str, Any]]:
     """The failed checks of the version's recorded verdict (empty when there is none to read)."""
-    import json
-    import tempfile
-    from pathlib import Path
-
-    from airflow_ml_provider.sensors.model_gate import TAG_GATE_RUN, VERDICT_ARTIFACT
+    from airflow_ml_provider.records.tags import TAG_GATE_RUN, VERDICT_ARTIFACT
 
     run_id = version.tags.get(TAG_GATE_RUN)
     if not run_id:
         return []
     try:
-        with tempfile.TemporaryDirectory() as tmp:
-            verdict = json.loads(Path(client.download_artifacts(run_id, VERDICT_ARTIFACT, tmp)).read_text())
+        verdict = hook.read_json_artifact(run_id, VERDICT_ARTIFACT)
     except Exception as e:  # the status view must still print
         return [{"name": "verdict", "reason": f"cannot be read: {e}"}]
     return [c for c in verdict.get("checks", []) if not c.get("passed")]

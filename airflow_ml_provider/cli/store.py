@@ -11,24 +11,28 @@ command that only reads a store refuses a local store that is not there.
 from __future__ import annotations
 
 import argparse
+import functools
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
+from airflow_ml_provider.exceptions import AirflowMLError
 
+if TYPE_CHECKING:
     from airflow_ml_provider.hooks.mlflow import MlflowHook
 
 
-class StoreError(Exception):
+class StoreError(AirflowMLError):
     """The MLflow store cannot be used; the message says which one and what to do."""
 
 
 @dataclass(frozen=True)
 class Store:
-    client: MlflowClient
+    #: The store's hook: every MLflow call of a command goes through it.
+    hook: MlflowHook
     tracking_uri: str
     #: The registry (the tracking store unless the connection names another): also the promotion lock's key.
     registry_uri: str
@@ -48,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def open_store(args: argparse.Namespace) -> Store:
-    """The client of an existing store, resolved from ``--tracking-uri`` / ``--conn-id`` as described above."""
+    """An existing store, resolved from ``--tracking-uri`` / ``--conn-id`` as described above and reachable."""
     from airflow_ml_provider.hooks.mlflow import MlflowConnectionError
 
     hook = _hook(args.conn_id, args.tracking_uri)
@@ -56,14 +60,34 @@ def open_store(args: argparse.Namespace) -> Store:
         settings = hook.settings
     except ValueError as e:
         raise StoreError(str(e)) from None
-    registry_uri = settings.registry_uri or settings.tracking_uri
-    for uri in dict.fromkeys((settings.tracking_uri, registry_uri)):
+    for uri in dict.fromkeys((settings.tracking_uri, hook.registry_uri)):
         _require_existing(uri, hook.source)
     try:
-        client = hook.get_client()
+        hook.connect()
     except MlflowConnectionError as e:
         raise StoreError(str(e)) from None
-    return Store(client, settings.tracking_uri, registry_uri, hook.source)
+    return Store(hook, settings.tracking_uri, hook.registry_uri, hook.source)
+
+
+def with_store(
+    prefix: str, exit_code: int = 2
+) -> Callable[[Callable[[argparse.Namespace, Store], int]], Callable[[argparse.Namespace], int]]:
+    """Give a command's ``run(args, store)`` the store it names; when there is none to use, print why
+    (``<prefix>: <reason>`` on stderr) and exit with ``exit_code`` instead of running it."""
+
+    def decorate(command: Callable[[argparse.Namespace, Store], int]) -> Callable[[argparse.Namespace], int]:
+        @functools.wraps(command)
+        def run(args: argparse.Namespace) -> int:
+            try:
+                mlflow_store = open_store(args)
+            except StoreError as e:
+                print(f"{prefix}: {e}", file=sys.stderr)
+                return exit_code
+            return command(args, mlflow_store)
+
+        return run
+
+    return decorate
 
 
 def _hook(conn_id: str | None, tracking_uri: str | None) -> MlflowHook:

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import unquote, urlparse
 
 from airflow_ml_provider.data.fingerprint import fingerprint_file
+from airflow_ml_provider.exceptions import AirflowMLError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 _READERS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
 
-class DatasetError(ValueError):
+class DatasetError(AirflowMLError, ValueError):
     """A dataset cannot be read or is not what the step needs; the message names the dataset."""
 
 

@@ -17,18 +17,26 @@ in the file was built and refuses empty suites.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import json
 import logging
-import math
 import os
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from airflow_ml_provider.exceptions import AirflowMLError
+from airflow_ml_provider.parsing import (
+    optional_str,
+    require_bool,
+    require_keys,
+    require_list,
+    require_mapping,
+    require_text,
+)
+from airflow_ml_provider.records.json_safe import json_safe
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,7 +48,6 @@ __all__ = [
     "ExpectationReport",
     "ExpectationResult",
     "ExpectationSuiteError",
-    "check_frame",
     "load_suite",
     "validate_frame",
 ]
@@ -54,61 +61,12 @@ _RESULT_FORMAT: dict[str, Any] = {
 }
 
 
-class ExpectationSuiteError(ValueError):
+class ExpectationSuiteError(AirflowMLError, ValueError):
     """The suite file itself is unusable (missing, not JSON, not a GX suite, empty, or lossy on load).
 
     Separate from :class:`DataExpectationError` because it is a configuration bug in the pipeline,
     not a finding about the data, and must never be mistaken for (or hidden behind) a data result.
     """
-
-
-# --------------------------------------------------------------------------------------------------
-# JSON-safe conversion
-# --------------------------------------------------------------------------------------------------
-
-
-def _json_safe(value: Any) -> Any:
-    """Convert GX / numpy / pandas values to strict-JSON values so reports can go into facets and XCom.
-
-    NaN, NA and NaT become ``None``; infinities become the strings ``"inf"`` / ``"-inf"`` (strict
-    JSON has no such numbers); unknown objects fall back to ``str()``.
-    """
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return float(value)
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
-        return [_json_safe(v) for v in items]
-    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
-        return value.isoformat()
-    if isinstance(value, _dt.timedelta):
-        return value.total_seconds()
-    if isinstance(value, Decimal):
-        return _json_safe(float(value))
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if type(value).__name__ in ("NAType", "NaTType"):
-        return None
-    # numpy scalars and arrays (and pandas objects wrapping them) without importing numpy.
-    if hasattr(value, "dtype") and hasattr(value, "tolist"):
-        with contextlib.suppress(Exception):
-            return _json_safe(value.tolist())
-    if hasattr(value, "isoformat"):  # pandas.Timestamp, numpy datetime wrappers
-        with contextlib.suppress(Exception):
-            return str(value.isoformat())
-    if hasattr(value, "to_json_dict"):  # GX objects
-        with contextlib.suppress(Exception):
-            return _json_safe(value.to_json_dict())
-    return str(value)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -133,21 +91,24 @@ class ExpectationResult:
             "expectation_type": self.expectation_type,
             "column": self.column,
             "success": self.success,
-            "kwargs": _json_safe(self.kwargs),
-            "observed": _json_safe(self.observed),
+            "kwargs": json_safe(self.kwargs, infinity_as_text=True),
+            "observed": json_safe(self.observed, infinity_as_text=True),
             "exception": self.exception,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ExpectationResult:
-        """Rebuild a result from :meth:`to_dict` output (e.g. read back from a step record)."""
+        """Rebuild a result from :meth:`to_dict` output (e.g. read back from a step record), strictly:
+        a missing or unknown key or a wrong type raises ``ValueError`` naming it (fail closed)."""
+        keys = ("expectation_type", "column", "success", "kwargs", "observed", "exception")
+        d = require_keys(d, "expectation result", keys)
         return cls(
-            expectation_type=str(d["expectation_type"]),
-            column=None if d.get("column") is None else str(d["column"]),
-            success=bool(d["success"]),
-            kwargs=dict(d.get("kwargs") or {}),
-            observed=dict(d.get("observed") or {}),
-            exception=None if d.get("exception") is None else str(d["exception"]),
+            expectation_type=require_text(d["expectation_type"], "expectation result expectation_type"),
+            column=optional_str(d["column"], "expectation result column"),
+            success=require_bool(d["success"], "expectation result success"),
+            kwargs=require_mapping(d["kwargs"], "expectation result kwargs"),
+            observed=require_mapping(d["observed"], "expectation result observed"),
+            exception=optional_str(d["exception"], "expectation result exception"),
         )
 
     def describe(self) -> str:
@@ -204,13 +165,16 @@ class ExpectationReport:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ExpectationReport:
-        """Rebuild a report from :meth:`to_dict` output."""
+        """Rebuild a report from :meth:`to_dict` output, strictly (see :meth:`ExpectationResult.from_dict`)."""
+        d = require_keys(d, "expectation report", ("suite_name", "suite_path", "dataset", "success", "results"))
         return cls(
-            suite_name=str(d["suite_name"]),
-            suite_path=str(d["suite_path"]),
-            dataset=str(d["dataset"]),
-            success=bool(d["success"]),
-            results=tuple(ExpectationResult.from_dict(r) for r in d.get("results") or ()),
+            suite_name=require_text(d["suite_name"], "expectation report suite_name"),
+            suite_path=require_text(d["suite_path"], "expectation report suite_path"),
+            dataset=require_text(d["dataset"], "expectation report dataset"),
+            success=require_bool(d["success"], "expectation report success"),
+            results=tuple(
+                ExpectationResult.from_dict(r) for r in require_list(d["results"], "expectation report results")
+            ),
         )
 
     def failure_summary(self) -> str:
@@ -218,7 +182,7 @@ class ExpectationReport:
         return "\n".join(r.describe() for r in self.failures)
 
 
-class DataExpectationError(ValueError):
+class DataExpectationError(AirflowMLError, ValueError):
     """The data violates its expectation suite; ``report`` carries the full evidence."""
 
     report: ExpectationReport
@@ -318,7 +282,7 @@ def _entry_problems(expectations: list[dict[str, Any]]) -> list[str]:
     for i, entry in enumerate(expectations):
         try:
             ExpectationConfiguration(**entry).to_domain_obj()
-        except Exception as e:  # noqa: BLE001 - any failure means GX would drop or reject it
+        except Exception as e:  # any failure means GX would drop or reject it
             reason = " ".join(str(e).split())
             problems.append(f"#{i} {entry.get('type')!r}: {reason}")
     return problems
@@ -387,13 +351,13 @@ def _observed(result: Mapping[str, Any] | None) -> dict[str, Any]:
     for key, value in (result or {}).items():
         if key.startswith("partial_") and isinstance(value, (list, tuple)):
             value = list(value)[:PARTIAL_UNEXPECTED_LIMIT]
-        out[str(key)] = _json_safe(value)
+        out[str(key)] = json_safe(value, infinity_as_text=True)
     return out
 
 
 def _clean_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The expectation's own kwargs, without GX's per-run batch_id."""
-    return {str(k): _json_safe(v) for k, v in kwargs.items() if k != "batch_id"}
+    return {str(k): json_safe(v, infinity_as_text=True) for k, v in kwargs.items() if k != "batch_id"}
 
 
 def _to_result(gx_result: ExpectationValidationResult) -> ExpectationResult:
@@ -485,13 +449,3 @@ def validate_frame(df: pd.DataFrame, suite_path: str | os.PathLike[str], dataset
         results=tuple(results),
     )
 
-
-def check_frame(df: pd.DataFrame, suite_path: str | os.PathLike[str], dataset: str) -> ExpectationReport:
-    """Validate and raise :class:`DataExpectationError` on any failure, so a task fails loudly.
-
-    Returns the report when every expectation passed.
-    """
-    report = validate_frame(df, suite_path, dataset)
-    if not report.success:
-        raise DataExpectationError(report)
-    return report

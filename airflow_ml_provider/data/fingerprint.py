@@ -10,8 +10,8 @@ be set by a user (``touch -d`` or ``os.utime`` move it to *now*), so restoring a
 a file in place still misses the cache. Two cache levels:
 
 - in process, always;
-- on disk, shared by every task process on the machine, when ``AIRFLOW_ML_FINGERPRINT_CACHE_DIR`` names a
-  directory (one small JSON file per entry, written atomically; a corrupt, foreign or unreadable entry
+- on disk, shared by every task process on the machine, when ``[ml_provider] fingerprint_cache_dir`` names
+  a directory (one small JSON file per entry, written atomically; a corrupt, foreign or unreadable entry
   is ignored and the file is hashed). The directory must belong to the current user and not be writable by
   group or others, since whoever can write it could substitute fingerprints; otherwise it is not used.
 
@@ -44,8 +44,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from airflow_ml_provider import conf
+from airflow_ml_provider.exceptions import AirflowMLError
+
 ALGORITHM = "blake3"
-CACHE_DIR_ENV = "AIRFLOW_ML_FINGERPRINT_CACHE_DIR"
 
 # Chosen with benchmarks/fingerprint.py on a 2-core machine: with reading and hashing overlapped
 # (see _hash_fd), 4-16 MiB buffers let blake3's AUTO threads work on large pieces (1 MiB: ~3.9 GiB/s,
@@ -72,7 +74,7 @@ stats = Stats()
 _memory: dict[_Key, str] = {}
 
 
-class FingerprintError(OSError):
+class FingerprintError(AirflowMLError, OSError):
     """The file kept changing while it was being read."""
 
 
@@ -305,7 +307,7 @@ _unsafe_dirs_seen: set[str] = set()
 
 
 def _cache_dir() -> Path | None:
-    configured = os.environ.get(CACHE_DIR_ENV)
+    configured = conf.get("fingerprint_cache_dir")
     if not configured:
         return None
     directory = Path(configured)

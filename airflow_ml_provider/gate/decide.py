@@ -45,11 +45,11 @@ from airflow_ml_provider.gate.evidence import (
     ExpectationEvidence,
     ScenarioEvidence,
     Subject,
-    _to_utc,
 )
 from airflow_ml_provider.gate.policy import FirstVersionRule, GatePolicy, MetricThreshold
 from airflow_ml_provider.gate.verdict import Check, Verdict
 from airflow_ml_provider.model.metrics import direction_words
+from airflow_ml_provider.parsing import to_utc
 
 __all__ = ["CLOCK_SKEW_TOLERANCE", "decide"]
 
@@ -66,7 +66,7 @@ def decide(policy: GatePolicy, evidence: Evidence, now: datetime) -> Verdict:
         raise TypeError(f"policy must be a GatePolicy, got {type(policy).__name__}")
     if not isinstance(evidence, Evidence):
         raise TypeError(f"evidence must be an Evidence, got {type(evidence).__name__}")
-    now = _to_utc(now, "now")
+    now = to_utc(now, "now")
     checks: list[Check] = []
     checks.extend(_problem_checks(evidence))
     checks.extend(_expectation_checks(policy, evidence, now))

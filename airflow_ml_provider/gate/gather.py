@@ -13,13 +13,10 @@ scenarios not written yet), so a waiting sensor or trigger can tell "not yet" fr
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
 
 from airflow_ml_provider.gate import (
     ApprovalEvidence,
@@ -32,11 +29,28 @@ from airflow_ml_provider.gate import (
     decide,
 )
 from airflow_ml_provider.model import reference as models
-from airflow_ml_provider.records.step_record import RECORD_ARTIFACT_PATH, RecordError, StepRecord
+from airflow_ml_provider.parsing import parse_time
+from airflow_ml_provider.promotion.rule import PromotionResult
+from airflow_ml_provider.records.step_record import (
+    EvaluateResult,
+    FeaturizeResult,
+    RecordError,
+    SimulateResult,
+    StepRecord,
+    read_step_record,
+)
+from airflow_ml_provider.records.tags import (
+    TAG_FEATURES_FINGERPRINT,
+    TAG_MODEL_FINGERPRINT,
+    TAG_MODEL_NAME,
+    TAG_STEP,
+    evidence_tag,
+)
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
+
+    from airflow_ml_provider.hooks.mlflow import MlflowHook
 
 #: The evidence steps, in the order they are read.
 STEPS = ("featurize", "evaluate", "simulate")
@@ -49,10 +63,6 @@ APPROVE_OPTION = "Approve"
 APPROVAL_VERSION_PARAM = "model_version"
 #: Optional HITL form field for the approver's comment.
 APPROVAL_COMMENT_PARAM = "comment"
-
-_TAG_STEP = "airflow_ml.step"  # tracking.TAG_STEP (not imported: tracking pulls in more than we need)
-_TAG_MODEL_NAME = "airflow_ml.model_name"  # set on every model step run (ModelStepOperator.open_model)
-
 
 @dataclass(frozen=True)
 class Gathered:
@@ -123,15 +133,8 @@ def needs_champion(policy: GatePolicy) -> bool:
 # ------------------------------------------------------------------------------------------------
 
 
-def gather_evidence(
-    client: MlflowClient, ref: models.ModelRef, verify_artifact: bool = True, champion_alias: str | None = None
-) -> Evidence:
-    """Collect what is known about ``ref``; raises only when the version itself cannot be read."""
-    return gather(client, ref, verify_artifact=verify_artifact, champion_alias=champion_alias).evidence
-
-
 def gather(
-    client: MlflowClient,
+    hook: MlflowHook,
     ref: models.ModelRef,
     *,
     verify_artifact: bool = True,
@@ -146,28 +149,28 @@ def gather(
         still the champion (not deleted, not moved), and that a missing champion really is a first
         version rather than a champion that was removed.
     """
-    version = models.get_version(client, ref)
+    version = models.get_version(hook, ref)
     tags = version.tags
-    subject = Subject(ref.name, ref.version, tags.get(models.TAG_MODEL_FINGERPRINT))
+    subject = Subject(ref.name, ref.version, tags.get(TAG_MODEL_FINGERPRINT))
     problems: list[str] = []
-    trained_on = [fp for fp in [tags.get(models.TAG_FEATURES_FINGERPRINT)] if fp]
+    trained_on = [fp for fp in [tags.get(TAG_FEATURES_FINGERPRINT)] if fp]
     if not trained_on:
         problems.append(f"{ref.uri} has no recorded training features fingerprint (not trained by TrainOperator?)")
     if verify_artifact:
-        problems += _verify_artifact(client, version, subject)
+        problems += _verify_artifact(hook, version, subject)
 
     records: dict[str, StepRecord] = {}
     pending: list[str] = []
     for step in STEPS:
-        run_id = tags.get(models.evidence_tag(step))
+        run_id = tags.get(evidence_tag(step))
         if not run_id:
             if step in LATE_STEPS:
                 pending.append(step)
             continue  # missing evidence: the policy names it
         try:
-            record = read_record(client, run_id)
+            record = read_step_record(hook, run_id)
         except RecordError as e:
-            if step in LATE_STEPS and _still_running(client, run_id):
+            if step in LATE_STEPS and _still_running(hook, run_id):
                 pending.append(step)  # the step has bound its run but not written its record yet
             else:
                 problems.append(f"{step} evidence unreadable: {e}")
@@ -201,7 +204,7 @@ def gather(
             evaluation_problems = [f"evaluate evidence is malformed: {type(e).__name__}: {e}"]
         problems += evaluation_problems
         if evaluation is not None and champion_alias:
-            problems += _champion_problems(client, ref, champion_alias, evaluation, records["evaluate"])
+            problems += _champion_problems(hook, ref, champion_alias, evaluation, records["evaluate"])
     scenarios = None
     if "simulate" in records:
         try:
@@ -219,60 +222,16 @@ def gather(
     return Gathered(evidence, tuple(pending))
 
 
-def read_record(client: MlflowClient, run_id: str) -> StepRecord:
-    """
-    The step record of ``run_id``. One ``get_run`` to find the run's artifact location, then the
-    record is read in place when that location is a local directory (no temporary copy), and
-    downloaded otherwise. Any problem is a :class:`RecordError`.
-    """
+def _still_running(hook: MlflowHook, run_id: str) -> bool:
     try:
-        artifact_uri = client.get_run(run_id).info.artifact_uri
-        local = _local_path(artifact_uri)
-        if local is not None:
-            text = (local / RECORD_ARTIFACT_PATH).read_text()
-        else:
-            import tempfile
-
-            import mlflow
-
-            with tempfile.TemporaryDirectory() as tmp:
-                path = mlflow.artifacts.download_artifacts(
-                    artifact_uri=f"{artifact_uri.rstrip('/')}/{RECORD_ARTIFACT_PATH}",
-                    dst_path=tmp,
-                    tracking_uri=client.tracking_uri,
-                )
-                text = Path(path).read_text()
-        data = json.loads(text)
-    except Exception as e:
-        raise RecordError(f"step record of MLflow run {run_id} is missing or unreadable: {e}") from e
-    if not isinstance(data, Mapping) or "step" not in data:
-        raise RecordError(f"step record of MLflow run {run_id} is not a step record")
-    return StepRecord.from_dict(data)
-
-
-def _local_path(uri: str | None) -> Path | None:
-    """The local directory behind an artifact URI, or None when it is remote."""
-    if not uri:
-        return None
-    parsed = urlparse(uri)
-    if parsed.scheme == "file":
-        return Path(unquote(parsed.path))
-    if parsed.scheme == "" and uri.startswith("/"):
-        return Path(uri)
-    return None
-
-
-def _still_running(client: MlflowClient, run_id: str) -> bool:
-    try:
-        return client.get_run(run_id).info.status == "RUNNING"
+        return bool(hook.get_run(run_id).info.status == "RUNNING")
     except Exception:
         return False
 
 
 def _recorded_at(record: StepRecord) -> datetime:
-    if record.recorded_at:
-        return datetime.fromisoformat(record.recorded_at)
-    return datetime.fromtimestamp(0, tz=timezone.utc)  # unknown time: stale for any max age
+    """When the record was closed (parsed strictly when the record was read); unknown: stale for any max age."""
+    return record.recorded_time or datetime.fromtimestamp(0, tz=timezone.utc)
 
 
 def _expectations(
@@ -280,59 +239,49 @@ def _expectations(
 ) -> tuple[list[ExpectationEvidence], dict[str, str], list[str]]:
     """Expectation evidence of a featurize record, the fingerprint of each dataset role, problems."""
     fingerprints = {str(d.get("role")): str(d.get("fingerprint")) for d in record.inputs + record.outputs}
+    checks = record.results.expectations if isinstance(record.results, FeaturizeResult) else ()
     out, problems = [], []
-    for report in record.results.get("expectations", []):
+    for check in checks:
+        report = check.report
         try:
-            results = report.get("results", [])
             out.append(
                 ExpectationEvidence(
-                    dataset=str(report.get("dataset")),
-                    dataset_fingerprint=fingerprints.get(str(report.get("role"))),
-                    suite_name=str(report.get("suite_name")),
-                    success=report.get("success") is True,
-                    expectation_count=len(results),
-                    failures=tuple(
-                        f"{r.get('expectation_type')} on {r.get('column')}"
-                        for r in results
-                        if r.get("success") is not True
-                    ),
+                    dataset=report.dataset,
+                    dataset_fingerprint=fingerprints.get(check.role),
+                    suite_name=report.suite_name,
+                    success=report.success,
+                    expectation_count=len(report.results),
+                    failures=tuple(f"{r.expectation_type} on {r.column}" for r in report.failures),
                     model_version=None,
                     recorded_at=_recorded_at(record),
                 )
             )
-        except (AttributeError, TypeError, ValueError) as e:
+        except ValueError as e:
             problems.append(f"featurize evidence holds a malformed expectation report: {type(e).__name__}: {e}")
     return out, fingerprints, problems
 
 
 def _model_of(record: StepRecord) -> tuple[str, str | None]:
-    model = record.model or {}
-    return str(model.get("version")), model.get("fingerprint")
-
-
-def _metric(value: Any) -> float:
-    """A recorded metric as float; JSON has no NaN/inf, so they may come back as strings."""
-    if isinstance(value, str) and value.strip().lower() in ("nan", "inf", "+inf", "-inf", "infinity", "-infinity"):
-        return float(value.strip().lower().replace("infinity", "inf"))
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"metric value {value!r} is not a number")
-    return float(value)
+    if record.model is None:
+        raise ValueError(f"the {record.step} record of MLflow run {record.mlflow_run_id} names no model version")
+    return record.model.version, record.model.fingerprint
 
 
 def _evaluation(record: StepRecord) -> tuple[EvaluationEvidence, list[str]]:
     version, fingerprint = _model_of(record)
-    champion: Mapping[str, Any] | None = record.results.get("champion")
+    result = record.results
+    if not isinstance(result, EvaluateResult):
+        raise ValueError(f"the evaluate record of MLflow run {record.mlflow_run_id} holds no evaluation")
+    champion = result.champion
     problems = []
-    if champion and champion.get("error"):
-        problems.append(f"champion could not be evaluated: {champion['error']}")
+    if champion is not None and champion.error:
+        problems.append(f"champion could not be evaluated: {champion.error}")
     evidence = EvaluationEvidence(
         model_version=version,
         model_fingerprint=fingerprint,
-        metrics={k: _metric(v) for k, v in record.results.get("metrics", {}).items()},
-        champion_version=str(champion["version"]) if champion and champion.get("version") else None,
-        champion_metrics=(
-            {k: _metric(v) for k, v in champion["metrics"].items()} if champion and "metrics" in champion else None
-        ),
+        metrics=result.metrics,
+        champion_version=champion.version if champion is not None else None,
+        champion_metrics=champion.metrics if champion is not None else None,
         recorded_at=_recorded_at(record),
     )
     return evidence, problems
@@ -340,12 +289,12 @@ def _evaluation(record: StepRecord) -> tuple[EvaluationEvidence, list[str]]:
 
 def _scenarios(record: StepRecord) -> ScenarioEvidence:
     version, fingerprint = _model_of(record)
-    results: Sequence[Mapping[str, Any]] = record.results.get("scenarios", {}).get("results", [])
+    results = record.results.scenarios.results if isinstance(record.results, SimulateResult) else ()
     return ScenarioEvidence(
         model_version=version,
         model_fingerprint=fingerprint,
-        results={str(r["name"]): r["passed"] is True for r in results},
-        reasons={str(r["name"]): str(r.get("reason", "")) for r in results},
+        results={r.name: r.passed for r in results},
+        reasons={r.name: r.reason for r in results},
         recorded_at=_recorded_at(record),
     )
 
@@ -355,14 +304,14 @@ def _scenarios(record: StepRecord) -> ScenarioEvidence:
 # ------------------------------------------------------------------------------------------------
 
 
-def _verify_artifact(client: MlflowClient, version: ModelVersion, subject: Subject) -> list[str]:
+def _verify_artifact(hook: MlflowHook, version: ModelVersion, subject: Subject) -> list[str]:
     """The bytes in the registry must still be the bytes that were trained and fingerprinted."""
     if not subject.model_fingerprint:
         return [f"{subject.model_name} v{subject.model_version} has no recorded artifact fingerprint"]
     if not version.source:
         return [f"{subject.model_name} v{subject.model_version} has no artifact source in the registry"]
     try:
-        current = models.fingerprint_model(version.source, client)
+        current = models.fingerprint_model(version.source, hook)
     except Exception as e:
         return [f"model artifact {version.source} cannot be read: {type(e).__name__}: {e}"]
     if current != subject.model_fingerprint:
@@ -377,20 +326,8 @@ def _verify_artifact(client: MlflowClient, version: ModelVersion, subject: Subje
 # ------------------------------------------------------------------------------------------------
 
 
-def _version_exists(client: MlflowClient, name: str, version: str) -> bool:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        client.get_model_version(name, version)
-    except MlflowException as e:
-        if e.error_code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(e).lower():
-            return False
-        raise
-    return True
-
-
 def _champion_problems(
-    client: MlflowClient,
+    hook: MlflowHook,
     ref: models.ModelRef,
     alias: str,
     evaluation: EvaluationEvidence,
@@ -405,7 +342,7 @@ def _champion_problems(
     promotion records of this model say there was one). Either way the comparison is void.
     """
     try:
-        current = models.current_alias_version(client, ref.name, alias)
+        current = hook.alias_version(ref.name, alias)
     except Exception as e:
         return [f"cannot resolve the {alias!r} alias of {ref.name}: {e}"]
     compared = evaluation.champion_version
@@ -414,7 +351,7 @@ def _champion_problems(
             return []
         if current is None:
             try:
-                gone = not _version_exists(client, ref.name, compared)
+                gone = hook.model_version(ref.name, compared) is None
             except Exception as e:
                 return [f"cannot check champion version {compared} of {ref.name}: {e}"]
             what = "has been deleted from the registry" if gone else "no longer holds it"
@@ -429,12 +366,12 @@ def _champion_problems(
     if current is not None and current != ref.version:
         return [f"the evaluation found no champion, but alias {alias!r} now points to v{current}; evaluate again"]
     if current is None:
-        return _vanished_champion(client, ref, alias, evaluate_record)
+        return _vanished_champion(hook, ref, alias, evaluate_record)
     return []
 
 
 def _vanished_champion(
-    client: MlflowClient, ref: models.ModelRef, alias: str, evaluate_record: StepRecord
+    hook: MlflowHook, ref: models.ModelRef, alias: str, evaluate_record: StepRecord
 ) -> list[str]:
     """
     No champion now: a first version, or a champion that was removed (its version deleted)?
@@ -442,12 +379,12 @@ def _vanished_champion(
     this rare path) in the experiment of the evaluation.
     """
     try:
-        experiment = client.get_run(evaluate_record.mlflow_run_id).info.experiment_id
+        experiment = hook.get_run(evaluate_record.mlflow_run_id).info.experiment_id
         name = ref.name.replace("'", "\\'")
-        runs = client.search_runs(
+        runs = hook.search_runs(
             [experiment],
             filter_string=(
-                f"tags.`{_TAG_STEP}` = 'promote' and tags.`{_TAG_MODEL_NAME}` = '{name}' "
+                f"tags.`{TAG_STEP}` = 'promote' and tags.`{TAG_MODEL_NAME}` = '{name}' "
                 "and attributes.status = 'FINISHED'"
             ),
             max_results=20,
@@ -455,13 +392,13 @@ def _vanished_champion(
         )
         for run in runs:
             try:
-                results = read_record(client, run.info.run_id).results or {}
+                result = read_step_record(hook, run.info.run_id).results
             except RecordError:
                 continue
-            held = results.get("holder_after") or results.get("promoted")
-            if results.get("alias", "champion") != alias or not held:
+            if not isinstance(result, PromotionResult) or result.alias != alias or not result.holder_after:
                 continue
-            gone = not _version_exists(client, ref.name, str(held))
+            held = result.holder_after
+            gone = hook.model_version(ref.name, held) is None
             what = "has since been deleted from the registry" if gone else "still exists but no longer holds it"
             return [
                 f"champion deleted: alias {alias!r} of {ref.name} is unset, but it was held by v{held} "
@@ -509,7 +446,7 @@ def approval_from_hitl(
         if name and user_id and str(user_id) != str(name):
             approver = f"{name} (id {user_id})"
     try:
-        decided_at = _when(value.get("responded_at"))
+        decided_at = parse_time(value.get("responded_at"), "the response time (responded_at)")
     except ValueError as e:
         return None, [f"{where}: {e}"]
     version = params.get(APPROVAL_VERSION_PARAM)
@@ -534,14 +471,3 @@ def approval_from_hitl(
         return None, [f"{where} returned a malformed response: {e}"]
     return evidence, problems
 
-
-def _when(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str):
-        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    else:
-        raise ValueError(f"the response has no time (responded_at={value!r})")
-    if moment.tzinfo is None:
-        raise ValueError(f"the response time {moment.isoformat()} has no timezone")
-    return moment

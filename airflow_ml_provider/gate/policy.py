@@ -16,14 +16,14 @@ from datetime import timedelta
 from enum import Enum
 from typing import Any
 
-from airflow_ml_provider.gate.evidence import (
-    _check_keys,
-    _finite,
-    _flag,
-    _set,
-    _strings,
-)
 from airflow_ml_provider.model.metrics import BUILTIN_METRICS, direction_words, greater_is_better
+from airflow_ml_provider.parsing import (
+    require_bool,
+    require_finite,
+    require_keys,
+    require_strings,
+    set_field,
+)
 
 __all__ = ["FirstVersionRule", "GatePolicy", "MetricThreshold", "is_number_field"]
 
@@ -65,9 +65,9 @@ class MetricThreshold:
                     f"MetricThreshold.{name} must be a number, got the string {value!r}: write it without quotes"
                 )
             if value is not None:
-                _set(self, name, _finite(value, f"MetricThreshold.{name}"))
+                set_field(self, name, require_finite(value, f"MetricThreshold.{name}"))
         if self.greater_is_better is not None:
-            _flag(self.greater_is_better, "MetricThreshold.greater_is_better")
+            require_bool(self.greater_is_better, "MetricThreshold.greater_is_better")
         if self.threshold is None and self.min_absolute_change is None and self.min_relative_change is None:
             raise ValueError(
                 "MetricThreshold needs at least one of threshold, min_absolute_change, min_relative_change"
@@ -83,7 +83,7 @@ class MetricThreshold:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MetricThreshold:
-        data = _check_keys(
+        data = require_keys(
             data,
             "MetricThreshold",
             optional=(*_RULE_NUMBERS, "greater_is_better"),
@@ -171,18 +171,18 @@ class GatePolicy:
             if not isinstance(rule, MetricThreshold):
                 raise ValueError(f"GatePolicy.metrics[{name!r}] must be a MetricThreshold, got {rule!r}")
             metrics[name] = _with_direction(name, rule)
-        _set(self, "metrics", metrics)
-        _flag(self.require_data_expectations, "GatePolicy.require_data_expectations")
-        _flag(self.require_scenarios, "GatePolicy.require_scenarios")
-        _flag(self.require_approval, "GatePolicy.require_approval")
+        set_field(self, "metrics", metrics)
+        require_bool(self.require_data_expectations, "GatePolicy.require_data_expectations")
+        require_bool(self.require_scenarios, "GatePolicy.require_scenarios")
+        require_bool(self.require_approval, "GatePolicy.require_approval")
         for name in ("required_suites", "required_scenarios"):
-            items = _strings(getattr(self, name), f"GatePolicy.{name}")
+            items = require_strings(getattr(self, name), f"GatePolicy.{name}")
             duplicates = sorted({item for item in items if items.count(item) > 1})
             if duplicates:
                 raise ValueError(f"GatePolicy.{name} lists {', '.join(map(repr, duplicates))} more than once")
-            _set(self, name, items)
+            set_field(self, name, items)
         try:
-            _set(self, "first_version", FirstVersionRule(self.first_version))
+            set_field(self, "first_version", FirstVersionRule(self.first_version))
         except ValueError:
             allowed = ", ".join(repr(rule.value) for rule in FirstVersionRule)
             raise ValueError(
@@ -219,7 +219,7 @@ class GatePolicy:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GatePolicy:
         """Build from ``to_dict`` output; missing keys take the (strict) defaults, unknown keys fail."""
-        data = _check_keys(data, "GatePolicy", optional=_POLICY_KEYS)
+        data = require_keys(data, "GatePolicy", optional=_POLICY_KEYS)
         kwargs: dict[str, Any] = {
             key: data[key]
             for key in ("require_data_expectations", "require_scenarios", "require_approval", "first_version")
@@ -236,10 +236,10 @@ class GatePolicy:
                 raise ValueError(f"GatePolicy.metrics[{name!r}]: {e}") from None
         for key in ("required_suites", "required_scenarios"):
             if key in data:
-                kwargs[key] = _strings(data[key], f"GatePolicy.{key}")
+                kwargs[key] = require_strings(data[key], f"GatePolicy.{key}")
         seconds = data.get("max_evidence_age_seconds")
         if seconds is not None:
-            seconds = _finite(seconds, "GatePolicy.max_evidence_age_seconds")
+            seconds = require_finite(seconds, "GatePolicy.max_evidence_age_seconds")
             if seconds <= 0:
                 raise ValueError(f"GatePolicy.max_evidence_age_seconds must be > 0, got {seconds!r}")
             try:

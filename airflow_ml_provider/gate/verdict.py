@@ -15,15 +15,15 @@ from datetime import datetime
 from itertools import zip_longest
 from typing import Any
 
-from airflow_ml_provider.gate.evidence import (
-    Subject,
-    _check_keys,
-    _flag,
-    _set,
-    _text,
-    _time_from_json,
-    _time_to_json,
-    _to_utc,
+from airflow_ml_provider.gate.evidence import Subject
+from airflow_ml_provider.parsing import (
+    parse_time,
+    require_bool,
+    require_keys,
+    require_text,
+    set_field,
+    time_to_json,
+    to_utc,
 )
 
 __all__ = ["Check", "Verdict"]
@@ -48,8 +48,8 @@ class Check:
     reason: str
 
     def __post_init__(self) -> None:
-        _text(self.name, "Check.name")
-        _flag(self.passed, "Check.passed")
+        require_text(self.name, "Check.name")
+        require_bool(self.passed, "Check.passed")
         if not isinstance(self.reason, str):
             raise ValueError(f"Check.reason must be a string, got {self.reason!r}")
 
@@ -58,7 +58,7 @@ class Check:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Check:
-        data = _check_keys(data, "Check", ("name", "passed", "reason"))
+        data = require_keys(data, "Check", ("name", "passed", "reason"))
         return cls(data["name"], data["passed"], data["reason"])
 
 
@@ -75,20 +75,20 @@ class Verdict:
     def __post_init__(self) -> None:
         if not isinstance(self.subject, Subject):
             raise ValueError(f"Verdict.subject must be a Subject, got {self.subject!r}")
-        _flag(self.passed, "Verdict.passed")
+        require_bool(self.passed, "Verdict.passed")
         if isinstance(self.checks, (str, bytes, Mapping)) or not isinstance(self.checks, Iterable):
             raise ValueError(f"Verdict.checks must be a list of Check, got {self.checks!r}")
         checks = tuple(self.checks)
         for item in checks:
             if not isinstance(item, Check):
                 raise ValueError(f"Verdict.checks must hold Check objects, got {item!r}")
-        _set(self, "checks", checks)
-        _set(self, "decided_at", _to_utc(self.decided_at, "Verdict.decided_at"))
+        set_field(self, "checks", checks)
+        set_field(self, "decided_at", to_utc(self.decided_at, "Verdict.decided_at"))
         if not isinstance(self.policy, Mapping):
             raise ValueError(f"Verdict.policy must be a mapping, got {self.policy!r}")
         try:
             # A deep, JSON-safe copy: the recorded policy must not change under the verdict's feet.
-            _set(self, "policy", json.loads(json.dumps(self.policy, allow_nan=False)))
+            set_field(self, "policy", json.loads(json.dumps(self.policy, allow_nan=False)))
         except (TypeError, ValueError) as exc:
             raise ValueError(f"Verdict.policy must be JSON-safe: {exc}") from exc
         consistent = bool(checks) and all(item.passed for item in checks)
@@ -121,7 +121,7 @@ class Verdict:
         artifact = f", artifact {subject.model_fingerprint}" if subject.model_fingerprint else ""
         head = (
             f"gate {'PASSED' if self.passed else 'FAILED'} for {subject.uri}{artifact}, "
-            f"decided {_time_to_json(self.decided_at)}"
+            f"decided {time_to_json(self.decided_at)}"
         )
         lines = textwrap.wrap(head, TABLE_WIDTH, subsequent_indent="    ")
         name_width = min(_NAME_WIDTH, max([len("CHECK"), *(len(item.name) for item in self.checks)]))
@@ -148,13 +148,13 @@ class Verdict:
             "subject": self.subject.to_dict(),
             "passed": self.passed,
             "checks": [item.to_dict() for item in self.checks],
-            "decided_at": _time_to_json(self.decided_at),
+            "decided_at": time_to_json(self.decided_at),
             "policy": json.loads(json.dumps(self.policy)),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
-        data = _check_keys(data, "Verdict", ("subject", "passed", "checks", "decided_at", "policy"))
+        data = require_keys(data, "Verdict", ("subject", "passed", "checks", "decided_at", "policy"))
         checks = data["checks"]
         if isinstance(checks, (str, bytes, Mapping)) or not isinstance(checks, Iterable):
             raise ValueError(f"Verdict.checks must be a list, got {checks!r}")
@@ -162,6 +162,6 @@ class Verdict:
             subject=Subject.from_dict(data["subject"]),
             passed=data["passed"],
             checks=tuple(Check.from_dict(item) for item in checks),
-            decided_at=_time_from_json(data["decided_at"], "Verdict.decided_at"),
+            decided_at=parse_time(data["decided_at"], "Verdict.decided_at"),
             policy=data["policy"],
         )

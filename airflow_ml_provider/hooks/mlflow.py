@@ -1,27 +1,41 @@
-"""MlflowHook: an Airflow connection of type ``mlflow`` turned into a configured MLflow client."""
+"""MlflowHook: an Airflow connection of type ``mlflow``, and the one place the package talks to MLflow.
+
+Every MLflow call of the provider (experiments, step runs, artifacts, registry versions, tags, aliases,
+model logging and loading) is a method here; operators, the sensor, the trigger, the CLI and the
+records call these methods. How the hook avoids process-wide state (per-connection credentials,
+scoped HTTP bounds and fluent URIs) is in :mod:`airflow_ml_provider.hooks._client`.
+"""
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
+from airflow_ml_provider import conf
+from airflow_ml_provider.exceptions import AirflowMLError
+from airflow_ml_provider.hooks._client import Credentials
+
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities import DatasetInput, Run
+    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.models.model import ModelInfo
 
 #: Connection fields may be stored bare (Airflow 3 form) or with the legacy prefix.
 _EXTRA_PREFIX = "extra__mlflow__"
-#: Where experiments created by the provider keep artifacts when the connection names no location.
-ARTIFACT_LOCATION_ENV = "AIRFLOW_ML_MLFLOW_ARTIFACT_LOCATION"
 
 #: Connection extras that bound MLflow's HTTP client: (extra, MLflow's variable, provider default).
 #: MLflow's own defaults (7 retries, factor 2, 120 s) spend ~4 minutes on a server that is down; these
 #: give up in a few seconds when the port is closed and in ~35 s when nothing answers at all.
-#: MLflow reads the variables on every request, so the hook exports them; a variable the user set
-#: wins over the default, an extra wins over both.
+#: MLflow reads the variables on every request, so the hook sets them for the span of its calls only
+#: (see ``hooks._client.http_bounds``); a variable the user set wins over the default, an extra over both.
 HTTP_SETTINGS: tuple[tuple[str, str, int], ...] = (
     ("http_request_timeout", "MLFLOW_HTTP_REQUEST_TIMEOUT", 10),
     ("http_request_max_retries", "MLFLOW_HTTP_REQUEST_MAX_RETRIES", 2),
@@ -45,22 +59,8 @@ class MlflowSettings:
     http_request_backoff_factor: int = HTTP_SETTINGS[2][2]
 
 
-class MlflowConnectionError(RuntimeError):
+class MlflowConnectionError(AirflowMLError, RuntimeError):
     """The tracking server could not be reached; the message names the connection, the URI and what to check."""
-
-
-#: mlflow.set_registry_uri() also exports MLFLOW_REGISTRY_URI; remember what we set so that the
-#: environment fallback never mistakes it for the user's own setting.
-_registry_uri_set_by_hook: str | None = None
-
-
-def _user_registry_uri() -> str | None:
-    value = os.environ.get("MLFLOW_REGISTRY_URI")
-    return None if value is None or value == _registry_uri_set_by_hook else value
-
-
-#: Likewise for the HTTP variables the hook exports (see HTTP_SETTINGS).
-_http_env_set_by_hook: dict[str, str] = {}
 
 
 def _http_settings(source: str, extra: Any) -> dict[str, int]:
@@ -70,8 +70,6 @@ def _http_settings(source: str, extra: Any) -> dict[str, int]:
         value, origin = extra(key), f"extra {key!r} of {source}"
         if value in (None, ""):
             value, origin = os.environ.get(env), env
-            if value == _http_env_set_by_hook.get(env):
-                value = None
         if value in (None, ""):
             out[key] = default
             continue
@@ -118,25 +116,19 @@ def _connection_failure(error: BaseException) -> str | None:
     return None
 
 
-def export_http_settings(settings: MlflowSettings) -> None:
-    """Bound MLflow's HTTP client in this process (it reads these variables on every request)."""
-    for key, env, _ in HTTP_SETTINGS:
-        _http_env_set_by_hook[env] = os.environ[env] = str(getattr(settings, key))
 
 
-_CREDENTIAL_VARS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+def alias_missing(error: Exception) -> bool:
+    """MLflow reports an unset alias as INVALID_PARAMETER_VALUE (SQL store) or RESOURCE_DOES_NOT_EXIST."""
+    return "alias" in str(error).lower() and "not found" in str(error).lower()
 
 
-def _set_credentials(login: str | None, password: str | None) -> None:
-    """MLflow reads credentials from the environment: set this connection's, and clear any other's,
-    so a connection without credentials never silently uses those of one read before it."""
-    for name in _CREDENTIAL_VARS:
-        os.environ.pop(name, None)
-    if login:
-        os.environ["MLFLOW_TRACKING_USERNAME"] = login
-        os.environ["MLFLOW_TRACKING_PASSWORD"] = password or ""
-    elif password:
-        os.environ["MLFLOW_TRACKING_TOKEN"] = password
+def _does_not_exist(error: Exception) -> bool:
+    return getattr(error, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
+
+
+#: The page size of the hook's listings (MLflow's largest for runs and experiments).
+_PAGE = 1000
 
 
 class MlflowHook(BaseHook):
@@ -147,10 +139,18 @@ class MlflowHook(BaseHook):
     (the form's "Tracking URI"); a connection given as JSON or a secret may hold the whole URI in
     ``host`` instead. The hook never assembles a URI from host, port and schema: the scheme and port
     would be guesses. Extras: ``registry_uri``, ``default_experiment``, ``artifact_location`` (or
-    ``AIRFLOW_ML_MLFLOW_ARTIFACT_LOCATION``: where experiments the provider creates keep artifacts),
-    and the HTTP bounds of :data:`HTTP_SETTINGS`. ``login``/``password`` become MLflow basic-auth
-    credentials. When the connection does not exist, the hook falls back to ``MLFLOW_TRACKING_URI``
-    (and ``MLFLOW_REGISTRY_URI``), so a local setup works without any connection.
+    ``[ml_provider] mlflow_artifact_location``: where experiments the provider creates keep artifacts),
+    and the HTTP bounds of :data:`HTTP_SETTINGS`. ``login``/``password`` are this connection's MLflow
+    credentials (basic auth; a password alone is a bearer token), sent by this hook's requests only:
+    nothing is written to the environment, and MLflow's global URIs are left alone (the fluent
+    ``log_model``/``load_model`` see this connection's URIs only for the span of the call). When the
+    connection does not exist, the hook falls back to ``MLFLOW_TRACKING_URI`` (and
+    ``MLFLOW_REGISTRY_URI``) and MLflow's own credentials variables, so a local setup works without
+    any connection.
+
+    :meth:`get_client` (``get_conn``) is the escape hatch for user code that needs an MLflow call the
+    hook has no method for: a client on this connection's stores and credentials. The provider itself
+    uses only the methods below.
 
     :param mlflow_conn_id: Airflow connection id of type ``mlflow``.
     :param tracking_uri: use this tracking URI instead of the connection (the CLI's ``--tracking-uri``).
@@ -170,13 +170,25 @@ class MlflowHook(BaseHook):
         #: Where the settings came from, as errors name it (set when they are resolved).
         self.source = f"connection {mlflow_conn_id!r}"
         self._settings: MlflowSettings | None = None
+        #: The connection's credentials; None: MLflow's own (its environment variables), as without a connection.
+        self._credentials: Credentials | None = None
         self._client: MlflowClient | None = None
 
+    # --- settings ------------------------------------------------------------------------------------
     @property
     def settings(self) -> MlflowSettings:
         if self._settings is None:
             self._settings = self._resolve_settings()
         return self._settings
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.settings.tracking_uri
+
+    @property
+    def registry_uri(self) -> str:
+        """The registry: the connection's ``registry_uri``, else the tracking store (also the promotion lock's key)."""
+        return self.settings.registry_uri or self.settings.tracking_uri
 
     def _resolve_settings(self) -> MlflowSettings:
         from airflow.sdk.exceptions import AirflowNotFoundException
@@ -210,56 +222,66 @@ class MlflowHook(BaseHook):
             tracking_uri,
             field("registry_uri"),
             field("default_experiment"),
-            field("artifact_location") or os.environ.get(ARTIFACT_LOCATION_ENV),
+            field("artifact_location") or conf.get("mlflow_artifact_location"),
             **_http_settings(self.source, field),
         )
-        _set_credentials(conn.login, conn.password)
+        # A connection without credentials sends none, whatever the environment holds.
+        self._credentials = Credentials(conn.login or None, conn.password or None)
         return settings
 
     def _environment_settings(self, tracking_uri: str) -> MlflowSettings:
         return MlflowSettings(
             tracking_uri,
-            _user_registry_uri(),
+            os.environ.get("MLFLOW_REGISTRY_URI") or None,
             None,
-            os.environ.get(ARTIFACT_LOCATION_ENV),
+            conf.get("mlflow_artifact_location"),
             **_http_settings(self.source, lambda _: None),
         )
 
     @classmethod
     def for_settings(cls, settings: MlflowSettings, source: str) -> MlflowHook:
-        """A hook on settings resolved elsewhere (the trigger gets them from the sensor, not a connection)."""
+        """A hook on settings resolved elsewhere (the trigger gets them from the sensor, not a connection);
+        its credentials are MLflow's own (the process's environment)."""
         hook = cls()
         hook._settings, hook.source = settings, source
         return hook
 
+    def _bounds(self) -> dict[str, int]:
+        settings = self.settings
+        return {env: int(getattr(settings, key)) for key, env, _ in HTTP_SETTINGS}
+
+    @contextmanager
+    def _scope(self, *, fluent: bool = False) -> Iterator[None]:
+        """This connection for MLflow code that builds its own stores (artifacts, ``models:/``, fluent API)."""
+        from airflow_ml_provider.hooks import _client
+
+        self.get_client()  # resolves the settings and checks that an HTTP server is reachable
+        with _client.request_scope(self._credentials, self._bounds()):
+            if not fluent:
+                yield
+                return
+            with _client.fluent_uris(self.tracking_uri, self.registry_uri):
+                yield
+
+    # --- the client (escape hatch) --------------------------------------------------------------------
     def get_conn(self) -> MlflowClient:
         return self.get_client()
 
-    def get_client(self, *, point_fluent_api: bool = True) -> MlflowClient:
-        """Return an MlflowClient and point the fluent API (used for ``log_model``) at the same store.
+    def get_client(self) -> MlflowClient:
+        """An ``MlflowClient`` on this connection: its tracking and registry requests carry this connection's
+        credentials and HTTP bounds; nothing process-wide is changed.
 
-        ``point_fluent_api=False`` leaves MLflow's process-global URIs alone: for a process that serves
-        many connections and needs only the client (the triggerer). An HTTP tracking server is asked for
-        one experiment first, so that one that cannot be reached fails here, within the connection's HTTP
-        bounds, with an error that says where and what to check.
+        For user code that needs a call the hook has no method for (artifact transfers through the
+        client read credentials from the environment, see ``hooks._client``). An HTTP tracking server is
+        asked for one experiment first, so that one that cannot be reached fails here, within the
+        connection's HTTP bounds, with an error that says where and what to check.
         """
         if self._client is None:
-            import mlflow
+            from airflow_ml_provider.hooks._client import connection_client, is_http
 
             settings = self.settings
-            export_http_settings(settings)
-            if point_fluent_api:
-                mlflow.set_tracking_uri(settings.tracking_uri)
-                # Always set: a registry URI left behind by another connection must not apply to this one.
-                global _registry_uri_set_by_hook
-                _registry_uri_set_by_hook = settings.registry_uri or settings.tracking_uri
-                mlflow.set_registry_uri(_registry_uri_set_by_hook)
-            # An explicit registry URI: without one the client would read the process-global one, which
-            # another hook in this process (another gate in a triggerer) may have set since.
-            client = mlflow.MlflowClient(
-                tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri or settings.tracking_uri
-            )
-            if settings.tracking_uri.lower().startswith(("http://", "https://")):
+            client = connection_client(settings.tracking_uri, self.registry_uri, self._credentials, self._bounds())
+            if is_http(settings.tracking_uri):
                 self._check_reachable(client)
             self._client = client
         return self._client
@@ -287,21 +309,11 @@ class MlflowHook(BaseHook):
                 "MLFLOW_HTTP_REQUEST_TIMEOUT and MLFLOW_HTTP_REQUEST_MAX_RETRIES."
             ) from e
 
-    def get_or_create_experiment(self, name: str) -> str:
-        """Return the id of experiment ``name``, creating it when missing (tolerates a concurrent create)."""
-        from mlflow.exceptions import MlflowException
-
-        client = self.get_client()
-        experiment = client.get_experiment_by_name(name)
-        if experiment is not None:
-            return experiment.experiment_id
-        try:
-            return client.create_experiment(name, artifact_location=self.settings.artifact_location)
-        except MlflowException:
-            experiment = client.get_experiment_by_name(name)
-            if experiment is None:
-                raise
-            return experiment.experiment_id
+    def connect(self) -> None:
+        """Resolve the connection and, for an HTTP tracking server, check that it answers (else
+        :class:`MlflowConnectionError` within the connection's HTTP bounds). Every other method does this
+        on first use; callers that want to fail early (the CLI) call it first."""
+        self.get_client()
 
     def test_connection(self) -> tuple[bool, str]:
         try:
@@ -309,3 +321,239 @@ class MlflowHook(BaseHook):
         except Exception as e:  # the UI shows the message to the user
             return False, f"Cannot reach MLflow at {self.settings.tracking_uri}: {e}"
         return True, f"Connected to MLflow at {self.settings.tracking_uri}"
+
+    # --- experiments ---------------------------------------------------------------------------------
+    def get_or_create_experiment(self, name: str) -> str:
+        """Return the id of experiment ``name``, creating it when missing (tolerates a concurrent create)."""
+        from mlflow.exceptions import MlflowException
+
+        client = self.get_client()
+        experiment = client.get_experiment_by_name(name)
+        if experiment is not None:
+            return str(experiment.experiment_id)
+        try:
+            return str(client.create_experiment(name, artifact_location=self.settings.artifact_location))
+        except MlflowException:
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+            return str(experiment.experiment_id)
+
+    def experiment_ids(self) -> list[str]:
+        """The ids of every active experiment."""
+        client, token = self.get_client(), None
+        ids: list[str] = []
+        while True:
+            page = client.search_experiments(max_results=_PAGE, page_token=token)
+            ids.extend(str(e.experiment_id) for e in page)
+            token = page.token
+            if not token:
+                return ids
+
+    # --- runs ----------------------------------------------------------------------------------------
+    def get_run(self, run_id: str) -> Run:
+        return self.get_client().get_run(run_id)
+
+    def create_run(self, experiment_id: str, run_name: str, tags: Mapping[str, str]) -> Run:
+        return self.get_client().create_run(experiment_id, run_name=run_name, tags=dict(tags))
+
+    def delete_run(self, run_id: str) -> None:
+        self.get_client().delete_run(run_id)
+
+    def set_run_status(self, run_id: str, status: str) -> None:
+        """``RUNNING`` (re)opens the run; any other MLflow status (``FINISHED``, ``FAILED``...) ends it."""
+        if status == "RUNNING":
+            self.get_client().update_run(run_id, status="RUNNING")
+        else:
+            self.get_client().set_terminated(run_id, status)
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str,
+        *,
+        order_by: Sequence[str] | None = None,
+        max_results: int = _PAGE,
+    ) -> list[Run]:
+        """The first ``max_results`` runs matching ``filter_string`` (one page)."""
+        return list(
+            self.get_client().search_runs(
+                list(experiment_ids), filter_string=filter_string, order_by=list(order_by or []) or None,
+                max_results=max_results,
+            )
+        )
+
+    def search_all_runs(self, experiment_ids: Sequence[str], filter_string: str) -> list[Run]:
+        """Every run matching ``filter_string``, page after page."""
+        client, token = self.get_client(), None
+        runs: list[Run] = []
+        while True:
+            page = client.search_runs(
+                list(experiment_ids), filter_string=filter_string, max_results=_PAGE, page_token=token
+            )
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
+
+    def child_runs(self, parent_run_id: str, filter_string: str = "") -> list[Run]:
+        """Every run nested under ``parent_run_id`` (in its experiment), optionally filtered further."""
+        experiment_id = self.get_run(parent_run_id).info.experiment_id
+        query = f"tags.`mlflow.parentRunId` = '{parent_run_id}'" + (f" and {filter_string}" if filter_string else "")
+        return self.search_all_runs([experiment_id], query)
+
+    def log_batch(
+        self,
+        run_id: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """Params, metrics (logged now, step 0) and tags in one request."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        now = int(time.time() * 1000)
+        self.get_client().log_batch(
+            run_id,
+            params=[Param(str(k), str(v)) for k, v in (params or {}).items()],
+            metrics=[Metric(str(k), float(v), now, 0) for k, v in (metrics or {}).items()],
+            tags=[RunTag(str(k), str(v)) for k, v in (tags or {}).items()],
+        )
+
+    def log_dict(self, run_id: str, data: Any, artifact_file: str) -> None:
+        with self._scope():
+            self.get_client().log_dict(run_id, data, artifact_file)
+
+    def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput]) -> None:
+        self.get_client().log_inputs(run_id, datasets=list(datasets))
+
+    # --- artifacts -----------------------------------------------------------------------------------
+    @contextmanager
+    def download_artifacts(self, run_id: str, path: str) -> Iterator[Path]:
+        """Artifact ``path`` of run ``run_id``, downloaded into a temporary directory removed afterwards."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp, self._scope():
+            yield Path(self.get_client().download_artifacts(run_id, path, tmp))
+
+    def read_json_artifact(self, run_id: str, path: str) -> Any:
+        """A JSON artifact, parsed. A missing one raises MLflow's RESOURCE_DOES_NOT_EXIST error; unreadable
+        or malformed ones raise OSError, UnicodeDecodeError or json.JSONDecodeError."""
+        import json
+
+        with self.download_artifacts(run_id, path) as local:
+            return json.loads(local.read_text())
+
+    @contextmanager
+    def download_model(self, model_uri: str) -> Iterator[Path]:
+        """The files of ``model_uri`` (``runs:/``, ``models:/``...) from this store, in a temporary directory.
+
+        MLflow adds a ``registered_model_meta`` file to downloads of ``models:/<name>/<version>`` (registry
+        bookkeeping, not model bytes); it is removed, so a logged model and its version have the same files.
+        """
+        import tempfile
+
+        import mlflow
+
+        with tempfile.TemporaryDirectory() as tmp, self._scope():
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=model_uri, dst_path=tmp, tracking_uri=self.tracking_uri,
+                    registry_uri=self.registry_uri,
+                )
+            )
+            (local / "registered_model_meta").unlink(missing_ok=True)
+            yield local
+
+    # --- registry --------------------------------------------------------------------------------------
+    def model_version(self, name: str, version: str) -> ModelVersion | None:
+        """The registered version, or None when the registry answers that it does not exist
+        (an unreachable registry raises its own error)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.get_client().get_model_version(name, str(version))
+        except MlflowException as e:
+            if _does_not_exist(e):
+                return None
+            raise
+
+    def model_versions(self, name: str) -> list[ModelVersion]:
+        """Every version of registered model ``name``, newest first."""
+        found = self.get_client().search_model_versions(f"name = '{name}'")
+        return sorted(found, key=lambda v: int(v.version), reverse=True)
+
+    def registered_model_exists(self, name: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.get_client().get_registered_model(name)
+        except MlflowException as e:
+            if _does_not_exist(e):
+                return False
+            raise
+        return True
+
+    def set_model_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
+        """Set several tags on a version (MLflow has no batch call for version tags: one request each, in order)."""
+        client = self.get_client()
+        for key, value in tags.items():
+            client.set_model_version_tag(name, str(version), key, str(value))
+
+    def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
+        self.get_client().set_registered_model_tag(name, key, value)
+
+    def alias_version(self, name: str, alias: str) -> str | None:
+        """The version ``alias`` of ``name`` points to, or None when the alias is not set.
+
+        Any other registry error (unknown model aside, which MLflow reports the same way) is raised.
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.get_client().get_model_version_by_alias(name, alias).version)
+        except MlflowException as e:
+            if alias_missing(e):
+                return None
+            raise
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        self.get_client().set_registered_model_alias(name, alias, str(version))
+
+    # --- models ----------------------------------------------------------------------------------------
+    def log_model(self, run_id: str, flavor: str, **kwargs: Any) -> ModelInfo:
+        """``mlflow.<flavor>.log_model(**kwargs)`` into run ``run_id`` (and the registry, with
+        ``registered_model_name``).
+
+        MLflow offers model logging only through its fluent API, which reads the process-global URIs:
+        they point at this connection for the span of the call (a task process serves one connection).
+        """
+        import importlib
+
+        import mlflow
+
+        from airflow_ml_provider.hooks._client import quiet_serialization
+
+        module = importlib.import_module(f"mlflow.{flavor}")
+        with self._scope(fluent=True), quiet_serialization(), mlflow.start_run(run_id=run_id):
+            return module.log_model(**kwargs)
+
+    def load_model(self, model_uri: str) -> Any:
+        """A model for scoring: the native scikit-learn object when it has that flavor (so
+        ``predict_proba`` is available), otherwise the pyfunc model. Fluent API, scoped as in :meth:`log_model`."""
+        import mlflow
+
+        from airflow_ml_provider.hooks._client import quiet_serialization
+
+        with self._scope(fluent=True), quiet_serialization():
+            if "sklearn" in self.model_info(model_uri).flavors:
+                return mlflow.sklearn.load_model(model_uri)
+            return mlflow.pyfunc.load_model(model_uri)
+
+    def model_info(self, model_uri: str) -> ModelInfo:
+        """The model's metadata (flavors, signature)."""
+        from mlflow.models import get_model_info
+
+        with self._scope(fluent=True):
+            return get_model_info(model_uri)

@@ -14,12 +14,14 @@ OpenLineage objects are built only when the listener asks, so DAG parsing never 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from airflow_ml_provider.data.datasets import DatasetRef, is_local, local_path
+from airflow_ml_provider.records.json_safe import short_text
+from airflow_ml_provider.records.redaction import strip_credentials
 
 if TYPE_CHECKING:
     from openlineage.client.event_v2 import Dataset
@@ -47,84 +49,6 @@ class LineageDataset:
     dataset_type: str | None = None  # "MODEL" for models
     #: Data-quality assertions on this dataset as an input (plain dicts, see :func:`expectation_assertions`).
     assertions: tuple[Mapping[str, Any], ...] = ()
-
-
-#: Query parameters whose values are credentials (e.g. ``?token=...``); their values are dropped.
-_SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "secret", "token", "api_key", "apikey", "access_key", "sig")
-
-
-def strip_credentials(uri: str) -> str:
-    """Drop user:password@ (and credential query parameters) from a URI so credentials never reach lineage."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return uri
-    netloc = parts.netloc.rsplit("@", 1)[1] if "@" in parts.netloc else parts.netloc
-    query = parts.query
-    if query:
-        pairs = [p.partition("=") for p in query.split("&")]
-        query = "&".join(
-            f"{k}=***" if eq and any(s in k.lower() for s in _SECRET_QUERY_KEYS) else f"{k}{eq}{v}"
-            for k, eq, v in pairs
-        )
-    if netloc == parts.netloc and query == parts.query:
-        return uri
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
-
-
-#: Parts of a parameter or environment variable name that mark its value as a credential.
-_SECRET_NAME_PARTS = (
-    "password", "passwd", "secret", "token", "api_key", "apikey", "private_key", "access_key", "credential",
-)
-_MIN_SECRET_LEN = 6  # shorter environment values are not treated as secrets (too many false hits)
-REDACTED = "***"
-
-
-def _secret_name(name: str) -> bool:
-    lowered = name.lower()
-    return any(part in lowered for part in _SECRET_NAME_PARTS)
-
-
-def _environment_secrets() -> list[str]:
-    """Values of environment variables whose names say they hold credentials (longest first)."""
-    import os
-
-    values = {v for k, v in os.environ.items() if _secret_name(k) and len(v) >= _MIN_SECRET_LEN}
-    return sorted(values, key=len, reverse=True)
-
-
-def redact_secrets(params: Mapping[str, Any]) -> dict[str, Any]:
-    """``params`` safe to record in MLflow and lineage.
-
-    Values under credential-like names become ``***``; connection passwords and other secrets Airflow
-    masks, and values of credential environment variables, are replaced wherever they appear in strings.
-    """
-    airflow_redact: Callable[..., Any] | None
-    try:
-        from airflow.sdk._shared.secrets_masker import redact as airflow_redact
-    except Exception:  # outside a task (tests, CLI): only our own rules apply
-        airflow_redact = None
-    env_secrets = _environment_secrets()
-
-    def clean(value: Any, name: str) -> Any:
-        if _secret_name(name):
-            return REDACTED
-        if airflow_redact is not None:
-            try:
-                value = airflow_redact(value, name)
-            except Exception:
-                pass
-        if isinstance(value, str):
-            for secret in env_secrets:
-                value = value.replace(secret, REDACTED)
-            return value
-        if isinstance(value, Mapping):
-            return {k: clean(v, str(k)) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [clean(v, name) for v in value]
-        return value
-
-    return {k: clean(v, str(k)) for k, v in params.items()}
 
 
 def dataset_identity(uri: str) -> tuple[str, str]:
@@ -207,23 +131,26 @@ def to_input(ds: LineageDataset) -> Dataset:
 
     input_facets: dict[str, Any] = {}
     if ds.assertions:
-        from airflow_ml_provider.lineage.facets import data_quality_assertions
-
-        input_facets["dataQualityAssertions"] = data_quality_assertions(ds.assertions)
+        input_facets["dataQualityAssertions"] = _data_quality_assertions(ds.assertions)
     return InputDataset(namespace=ds.namespace, name=ds.name, facets=_facets(ds), inputFacets=input_facets)
+
+
+def _data_quality_assertions(assertions: Sequence[Mapping[str, Any]]) -> Any:
+    """The spec's ``DataQualityAssertionsDatasetFacet`` from plain assertion dicts."""
+    import attr
+    from openlineage.client.generated.data_quality_assertions_dataset import (
+        Assertion,
+        DataQualityAssertionsDatasetFacet,
+    )
+
+    fields = {f.name for f in attr.fields(Assertion)}
+    return DataQualityAssertionsDatasetFacet(
+        assertions=[Assertion(**{"params": None, **{k: v for k, v in a.items() if k in fields}}) for a in assertions]
+    )
 
 
 #: Longest ``expected``/``actual`` text kept per assertion: enough to read, small enough for an event.
 ASSERTION_TEXT_LIMIT = 200
-
-
-def _short(value: Any) -> str | None:
-    import json
-
-    if value is None:
-        return None
-    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
-    return text if len(text) <= ASSERTION_TEXT_LIMIT else text[: ASSERTION_TEXT_LIMIT - 3] + "..."
 
 
 def expectation_assertions(report: Mapping[str, Any]) -> tuple[dict[str, Any], ...]:
@@ -252,8 +179,8 @@ def expectation_assertions(report: Mapping[str, Any]) -> tuple[dict[str, Any], .
             "column": column,
             "severity": "error",
             "name": f"{suite}:{result.get('expectation_type')}" + (f":{column}" if column else ""),
-            "expected": _short(kwargs) if kwargs else None,
-            "actual": _short(actual),
+            "expected": short_text(kwargs, ASSERTION_TEXT_LIMIT) if kwargs else None,
+            "actual": None if actual is None else short_text(actual, ASSERTION_TEXT_LIMIT),
         }
         out.append({k: v for k, v in item.items() if v is not None})
     return tuple(out)

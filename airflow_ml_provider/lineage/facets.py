@@ -12,7 +12,6 @@ I/O and never raise (a facet that cannot be built is left out).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -22,13 +21,28 @@ import attr
 from openlineage.client.generated.base import RunFacet
 from openlineage.client.utils import RedactMixin
 
+from airflow_ml_provider import __version__
+from airflow_ml_provider.parsing import time_to_json
+from airflow_ml_provider.promotion.rule import PromotionResult
+from airflow_ml_provider.records.json_safe import json_safe, short_text
+from airflow_ml_provider.records.step_record import (
+    EvaluateResult,
+    FeaturizeResult,
+    GateResult,
+    SimulateResult,
+    TrainResult,
+)
+
 if TYPE_CHECKING:
     from airflow_ml_provider.records.step_run import StepRun
+    from airflow_ml_provider.scenarios.runner import ScenarioRunReport
 
 log = logging.getLogger(__name__)
 
+#: The schemas as released: the tag of the installed version, so a recorded ``_schemaURL`` keeps resolving to the
+#: schema the event was written against (``main`` moves on). The shipped files' ``$id`` say the same (tested).
 SCHEMA_BASE_URL = (
-    "https://raw.githubusercontent.com/airflow-ml-provider/airflow-ml-provider/main/"
+    f"https://raw.githubusercontent.com/airflow-ml-provider/airflow-ml-provider/v{__version__}/"
     "airflow_ml_provider/lineage/schemas/"
 )
 
@@ -45,11 +59,11 @@ def schema_url(name: str) -> str:
 class MLflowRunFacet(RunFacet):
     """The MLflow run that tracks this step (credentials stripped from the tracking URI)."""
 
-    runId: str  # noqa: N815
-    experimentId: str | None = attr.field(default=None)  # noqa: N815
-    parentRunId: str | None = attr.field(default=None)  # noqa: N815
-    trackingUri: str | None = attr.field(default=None)  # noqa: N815
-    manifestPath: str | None = attr.field(default=None)  # noqa: N815
+    runId: str
+    experimentId: str | None = attr.field(default=None)
+    parentRunId: str | None = attr.field(default=None)
+    trackingUri: str | None = attr.field(default=None)
+    manifestPath: str | None = attr.field(default=None)
 
     @staticmethod
     def _get_schema() -> str:
@@ -60,14 +74,14 @@ class MLflowRunFacet(RunFacet):
 class MLTrainingRunFacet(RunFacet):
     """How the model version was trained and where it was registered."""
 
-    registeredModelName: str  # noqa: N815
-    mlflowRunId: str  # noqa: N815
+    registeredModelName: str
+    mlflowRunId: str
     estimator: str | None = attr.field(default=None)
     hyperparameters: dict[str, Any] = attr.field(factory=dict)
-    randomSeed: int | None = attr.field(default=None)  # noqa: N815
-    modelVersion: str | None = attr.field(default=None)  # noqa: N815
-    modelUri: str | None = attr.field(default=None)  # noqa: N815
-    modelFingerprint: str | None = attr.field(default=None)  # noqa: N815
+    randomSeed: int | None = attr.field(default=None)
+    modelVersion: str | None = attr.field(default=None)
+    modelUri: str | None = attr.field(default=None)
+    modelFingerprint: str | None = attr.field(default=None)
     flavor: str | None = attr.field(default=None)
 
     @staticmethod
@@ -79,12 +93,12 @@ class MLTrainingRunFacet(RunFacet):
 class MLEnvironmentRunFacet(RunFacet):
     """The software the step ran with: Python, platform, its packages and a digest of all installed ones."""
 
-    pythonVersion: str  # noqa: N815
-    pythonImplementation: str | None = attr.field(default=None)  # noqa: N815
+    pythonVersion: str
+    pythonImplementation: str | None = attr.field(default=None)
     platform: str | None = attr.field(default=None)
     packages: dict[str, str] = attr.field(factory=dict)
-    packagesDigest: str | None = attr.field(default=None)  # noqa: N815
-    packagesCount: int | None = attr.field(default=None)  # noqa: N815
+    packagesDigest: str | None = attr.field(default=None)
+    packagesCount: int | None = attr.field(default=None)
 
     @staticmethod
     def _get_schema() -> str:
@@ -95,12 +109,12 @@ class MLEnvironmentRunFacet(RunFacet):
 class MLHardwareRunFacet(RunFacet):
     """The machine the step ran on."""
 
-    logicalCores: int | None = attr.field(default=None)  # noqa: N815
-    cpuModel: str | None = attr.field(default=None)  # noqa: N815
-    memoryBytes: int | None = attr.field(default=None)  # noqa: N815
+    logicalCores: int | None = attr.field(default=None)
+    cpuModel: str | None = attr.field(default=None)
+    memoryBytes: int | None = attr.field(default=None)
     machine: str | None = attr.field(default=None)
-    gpuModel: str | None = attr.field(default=None)  # noqa: N815
-    gpuCount: int | None = attr.field(default=None)  # noqa: N815
+    gpuModel: str | None = attr.field(default=None)
+    gpuCount: int | None = attr.field(default=None)
 
     @staticmethod
     def _get_schema() -> str:
@@ -112,13 +126,13 @@ class MLCodeRunFacet(RunFacet):
     """The user's callable this step ran: name, source hash, and its git commit or distribution."""
 
     callable: str
-    sourceSha256: str | None = attr.field(default=None)  # noqa: N815
-    gitCommit: str | None = attr.field(default=None)  # noqa: N815
-    gitDirty: bool | None = attr.field(default=None)  # noqa: N815
-    gitPath: str | None = attr.field(default=None)  # noqa: N815
-    gitRemote: str | None = attr.field(default=None)  # noqa: N815
+    sourceSha256: str | None = attr.field(default=None)
+    gitCommit: str | None = attr.field(default=None)
+    gitDirty: bool | None = attr.field(default=None)
+    gitPath: str | None = attr.field(default=None)
+    gitRemote: str | None = attr.field(default=None)
     distribution: str | None = attr.field(default=None)
-    distributionVersion: str | None = attr.field(default=None)  # noqa: N815
+    distributionVersion: str | None = attr.field(default=None)
 
     @staticmethod
     def _get_schema() -> str:
@@ -130,14 +144,14 @@ class MLEvaluationRunFacet(RunFacet):
     """Metrics of the model version on the holdout, and of the champion on the same rows when compared."""
 
     metrics: dict[str, float | None]
-    mlflowRunId: str | None = attr.field(default=None)  # noqa: N815
-    modelName: str | None = attr.field(default=None)  # noqa: N815
-    modelVersion: str | None = attr.field(default=None)  # noqa: N815
+    mlflowRunId: str | None = attr.field(default=None)
+    modelName: str | None = attr.field(default=None)
+    modelVersion: str | None = attr.field(default=None)
     task: str | None = attr.field(default=None)
-    holdoutFingerprint: str | None = attr.field(default=None)  # noqa: N815
-    championVersion: str | None = attr.field(default=None)  # noqa: N815
-    championMetrics: dict[str, float | None] | None = attr.field(default=None)  # noqa: N815
-    championError: str | None = attr.field(default=None)  # noqa: N815
+    holdoutFingerprint: str | None = attr.field(default=None)
+    championVersion: str | None = attr.field(default=None)
+    championMetrics: dict[str, float | None] | None = attr.field(default=None)
+    championError: str | None = attr.field(default=None)
 
     @staticmethod
     def _get_schema() -> str:
@@ -161,10 +175,10 @@ class MLScenariosRunFacet(RunFacet):
 
     passed: bool
     scenarios: list[MLScenarioResult] = attr.field(factory=list)
-    suiteFingerprint: str | None = attr.field(default=None)  # noqa: N815
-    mlflowRunId: str | None = attr.field(default=None)  # noqa: N815
-    modelName: str | None = attr.field(default=None)  # noqa: N815
-    modelVersion: str | None = attr.field(default=None)  # noqa: N815
+    suiteFingerprint: str | None = attr.field(default=None)
+    mlflowRunId: str | None = attr.field(default=None)
+    modelName: str | None = attr.field(default=None)
+    modelVersion: str | None = attr.field(default=None)
 
     @staticmethod
     def _get_schema() -> str:
@@ -188,11 +202,11 @@ class MLGateVerdictRunFacet(RunFacet):
 
     status: str
     checks: list[MLGateCheck] = attr.field(factory=list)
-    modelName: str | None = attr.field(default=None)  # noqa: N815
-    modelVersion: str | None = attr.field(default=None)  # noqa: N815
-    modelFingerprint: str | None = attr.field(default=None)  # noqa: N815
-    decidedAt: str | None = attr.field(default=None)  # noqa: N815
-    mlflowRunId: str | None = attr.field(default=None)  # noqa: N815
+    modelName: str | None = attr.field(default=None)
+    modelVersion: str | None = attr.field(default=None)
+    modelFingerprint: str | None = attr.field(default=None)
+    decidedAt: str | None = attr.field(default=None)
+    mlflowRunId: str | None = attr.field(default=None)
 
     @staticmethod
     def _get_schema() -> str:
@@ -206,12 +220,12 @@ class MLPromotionRunFacet(RunFacet):
     alias: str
     outcome: str | None = attr.field(default=None)
     mode: str | None = attr.field(default=None)
-    modelName: str | None = attr.field(default=None)  # noqa: N815
-    modelVersion: str | None = attr.field(default=None)  # noqa: N815
-    previousVersion: str | None = attr.field(default=None)  # noqa: N815
-    aliasVersion: str | None = attr.field(default=None)  # noqa: N815
+    modelName: str | None = attr.field(default=None)
+    modelVersion: str | None = attr.field(default=None)
+    previousVersion: str | None = attr.field(default=None)
+    aliasVersion: str | None = attr.field(default=None)
     reason: str | None = attr.field(default=None)
-    mlflowRunId: str | None = attr.field(default=None)  # noqa: N815
+    mlflowRunId: str | None = attr.field(default=None)
 
     @staticmethod
     def _get_schema() -> str:
@@ -239,10 +253,7 @@ TEXT_LIMIT = 1000
 
 
 def _text(value: Any, limit: int = TEXT_LIMIT) -> str | None:
-    if value is None:
-        return None
-    text = str(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return None if value is None else short_text(value, limit)
 
 
 def _opt_str(value: Any) -> str | None:
@@ -261,24 +272,6 @@ def _numbers(values: Any) -> dict[str, float | None]:
     return {str(k): _number(v) for k, v in (values or {}).items()} if isinstance(values, Mapping) else {}
 
 
-def json_safe(value: Any) -> Any:
-    """Strict-JSON copy of ``value`` (NaN/inf -> None, unknown objects -> str)."""
-
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return None
-        if isinstance(v, Mapping):
-            return {str(k): clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        return v
-
-    try:
-        return clean(json.loads(json.dumps(value, default=str)))
-    except (TypeError, ValueError):
-        return str(value)
-
-
 def _int(value: Any) -> int | None:
     try:
         return None if value is None or isinstance(value, bool) else int(value)
@@ -290,8 +283,8 @@ def _int(value: Any) -> int | None:
 
 
 def mlflow_run_facet(run: StepRun) -> MLflowRunFacet:
-    from airflow_ml_provider.lineage.datasets import strip_credentials
-    from airflow_ml_provider.records.step_run import MANIFEST_DIR
+    from airflow_ml_provider.records.redaction import strip_credentials
+    from airflow_ml_provider.records.tags import MANIFEST_DIR
 
     uri = getattr(run, "tracking_uri", None)
     return MLflowRunFacet(
@@ -346,86 +339,80 @@ def code_facet(code: Mapping[str, Any]) -> MLCodeRunFacet | None:
 
 
 def training_facet(run: StepRun) -> MLTrainingRunFacet | None:
-    results, model = run.record.results or {}, run.record.model or {}
-    name = model.get("name") or results.get("registered_model_name")
+    result, model = run.record.results, run.record.model
+    trained = result if isinstance(result, TrainResult) else None
+    name = model.name if model else trained.registered_model_name if trained else None
     if not name:
         return None
     return MLTrainingRunFacet(
-        registeredModelName=str(name),
+        registeredModelName=name,
         mlflowRunId=str(run.run_id),
-        estimator=_opt_str(model.get("estimator")),
-        hyperparameters=json_safe(results.get("hyperparameters") or {}),
-        randomSeed=_int(results.get("seed")),
-        modelVersion=_opt_str(model.get("version")),
-        modelUri=_opt_str(model.get("uri")),
-        modelFingerprint=_opt_str(model.get("fingerprint")),
-        flavor=_opt_str(model.get("flavor")),
+        estimator=model.estimator if model else None,
+        hyperparameters=json_safe(dict(trained.hyperparameters) if trained else {}),
+        randomSeed=trained.seed if trained else None,
+        modelVersion=model.version if model else None,
+        modelUri=model.uri if model else None,
+        modelFingerprint=model.fingerprint if model else None,
+        flavor=model.flavor if model else None,
     )
 
 
 def evaluation_facet(run: StepRun) -> MLEvaluationRunFacet | None:
-    results, model = run.record.results or {}, run.record.model or {}
-    if "metrics" not in results:
+    result, model = run.record.results, run.record.model
+    if not isinstance(result, EvaluateResult):
         return None
-    champion = results.get("champion") or {}
+    champion = result.champion
     return MLEvaluationRunFacet(
-        metrics=_numbers(results.get("metrics")),
+        metrics=_numbers(result.metrics),
         mlflowRunId=str(run.run_id),
-        modelName=_opt_str(model.get("name")),
-        modelVersion=_opt_str(model.get("version")),
-        task=_opt_str(results.get("task")),
-        holdoutFingerprint=_opt_str(results.get("holdout_fingerprint")),
-        championVersion=_opt_str(champion.get("version")),
-        championMetrics=_numbers(champion["metrics"]) if champion.get("metrics") is not None else None,
-        championError=_text(champion.get("error")),
+        modelName=model.name if model else None,
+        modelVersion=model.version if model else None,
+        task=result.task,
+        holdoutFingerprint=result.holdout_fingerprint,
+        championVersion=champion.version if champion else None,
+        championMetrics=_numbers(champion.metrics) if champion and champion.metrics is not None else None,
+        championError=_text(champion.error) if champion else None,
     )
 
 
-def _scenario_results(run: StepRun) -> tuple[Mapping[str, Any], list[Mapping[str, Any]]] | None:
-    report = (run.record.results or {}).get("scenarios")
-    if not isinstance(report, Mapping):
-        return None
-    return report, [r for r in report.get("results") or () if isinstance(r, Mapping)]
+def _scenario_report(run: StepRun) -> ScenarioRunReport | None:
+    result = run.record.results
+    return result.scenarios if isinstance(result, SimulateResult) else None
 
 
 def scenarios_facet(run: StepRun) -> MLScenariosRunFacet | None:
-    found = _scenario_results(run)
-    if found is None:
+    report = _scenario_report(run)
+    if report is None:
         return None
-    report, results = found
-    model = run.record.model or {}
+    model = run.record.model
     return MLScenariosRunFacet(
-        passed=bool(report.get("passed")),
-        scenarios=[
-            MLScenarioResult(name=str(r.get("name")), passed=bool(r.get("passed")), reason=_text(r.get("reason")))
-            for r in results
-        ],
-        suiteFingerprint=_opt_str(report.get("suite_fingerprint")),
+        passed=report.passed,
+        scenarios=[MLScenarioResult(name=r.name, passed=r.passed, reason=_text(r.reason)) for r in report.results],
+        suiteFingerprint=_opt_str(report.suite_fingerprint),
         mlflowRunId=str(run.run_id),
-        modelName=_opt_str(model.get("name")),
-        modelVersion=_opt_str(model.get("version")),
+        modelName=model.name if model else None,
+        modelVersion=model.version if model else None,
     )
 
 
 def scenarios_test_facet(run: StepRun) -> Any:
     """The spec's ``TestRunFacet``: each scenario as a test (type ``scenario``, severity ``error``)."""
-    found = _scenario_results(run)
-    if found is None:
+    report = _scenario_report(run)
+    if report is None:
         return None
     from openlineage.client.generated.test_run import TestExecution, TestRunFacet
 
-    _, results = found
     return TestRunFacet(
         tests=[
             TestExecution(
-                name=str(r.get("name")),
-                status="pass" if r.get("passed") else "fail",
+                name=r.name,
+                status="pass" if r.passed else "fail",
                 severity="error",
                 type="scenario",
-                actual=_text(r.get("reason")),
+                actual=_text(r.reason),
                 params=None,
             )
-            for r in results
+            for r in report.results
         ]
     )
 
@@ -454,56 +441,46 @@ def expectations_test_facet(reports: Sequence[Mapping[str, Any]]) -> Any:
 
 
 def verdict_facet(run: StepRun) -> MLGateVerdictRunFacet | None:
-    verdict = (run.record.results or {}).get("verdict")
-    if not isinstance(verdict, Mapping):
+    result = run.record.results
+    if not isinstance(result, GateResult):
         return None
-    subject = verdict.get("subject") or {}
-    model = run.record.model or {}
-    passed = bool(verdict.get("passed"))
+    verdict = result.verdict
+    subject = verdict.subject
     return MLGateVerdictRunFacet(
-        status="passed" if passed else "failed",
-        checks=[
-            MLGateCheck(name=str(c.get("name")), passed=bool(c.get("passed")), reason=_text(c.get("reason")))
-            for c in verdict.get("checks") or ()
-            if isinstance(c, Mapping)
-        ],
-        modelName=_opt_str(subject.get("model_name") or model.get("name")),
-        modelVersion=_opt_str(subject.get("model_version") or model.get("version")),
-        modelFingerprint=_opt_str(subject.get("model_fingerprint") or model.get("fingerprint")),
-        decidedAt=_opt_str(verdict.get("decided_at")),
+        status="passed" if verdict.passed else "failed",
+        checks=[MLGateCheck(name=c.name, passed=c.passed, reason=_text(c.reason)) for c in verdict.checks],
+        modelName=subject.model_name,
+        modelVersion=subject.model_version,
+        modelFingerprint=subject.model_fingerprint
+        or (run.record.model.fingerprint if run.record.model else None),
+        decidedAt=time_to_json(verdict.decided_at),
         mlflowRunId=str(run.run_id),
     )
 
 
 def promotion_facet(run: StepRun) -> MLPromotionRunFacet | None:
-    """From the promotion result (``promotion.PromotionResult.to_dict()``) the step recorded."""
-    results, model = run.record.results or {}, run.record.model or {}
-    if not results.get("alias"):
+    """From the promotion result (:class:`~airflow_ml_provider.promotion.rule.PromotionResult`) the step recorded."""
+    result, model = run.record.results, run.record.model
+    if not isinstance(result, PromotionResult):
         return None
     return MLPromotionRunFacet(
-        alias=str(results["alias"]),
-        outcome=_opt_str(results.get("outcome")),
-        mode=_opt_str(results.get("mode")),
-        modelName=_opt_str(results.get("model_name") or model.get("name")),
-        modelVersion=_opt_str(results.get("version") or model.get("version")),
-        previousVersion=_opt_str(results.get("holder_before")),
-        aliasVersion=_opt_str(results.get("holder_after")),
-        reason=_text(results.get("reason")),
+        alias=result.alias,
+        outcome=result.outcome.value,
+        mode=result.mode.value,
+        modelName=result.model_name,
+        modelVersion=result.version or (model.version if model else None),
+        previousVersion=result.holder_before,
+        aliasVersion=result.holder_after,
+        reason=_text(result.reason),
         mlflowRunId=str(run.run_id),
     )
 
 
-def data_quality_assertions(assertions: Sequence[Mapping[str, Any]]) -> Any:
-    """The spec's ``DataQualityAssertionsDatasetFacet`` from plain assertion dicts."""
-    from openlineage.client.generated.data_quality_assertions_dataset import (
-        Assertion,
-        DataQualityAssertionsDatasetFacet,
-    )
-
-    fields = {f.name for f in attr.fields(Assertion)}
-    return DataQualityAssertionsDatasetFacet(
-        assertions=[Assertion(**{"params": None, **{k: v for k, v in a.items() if k in fields}}) for a in assertions]
-    )
+def _featurize_test_facet(run: StepRun) -> Any:
+    """The features' expectation reports (the raw one travels on the raw input as assertions)."""
+    result = run.record.results
+    checks = result.expectations if isinstance(result, FeaturizeResult) else ()
+    return expectations_test_facet([c.to_dict() for c in checks if c.role != "raw"])
 
 
 #: step -> [(facet key, builder)] for the facets only that step emits.
@@ -513,14 +490,7 @@ _STEP_FACETS: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {
     "simulate": [("mlScenarios", scenarios_facet), ("test", scenarios_test_facet)],
     "gate": [("mlGateVerdict", verdict_facet)],
     "promote": [("mlPromotion", promotion_facet)],
-    "featurize": [
-        (
-            "test",
-            lambda run: expectations_test_facet(
-                [r for r in (run.record.results or {}).get("expectations") or () if r.get("role") != "raw"]
-            ),
-        )
-    ],
+    "featurize": [("test", _featurize_test_facet)],
 }
 
 

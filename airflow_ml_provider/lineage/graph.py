@@ -1,7 +1,7 @@
 """The upstream lineage graph of a model version or a dataset, built from step records.
 
 Pure: :func:`build_graph` reads records, model versions and aliases through a :class:`RecordSource`
-(MLflow in ``airflow-ml lineage``, plain dictionaries in tests) and does no I/O of its own; the
+(MLflow in ``airflow-ml lineage``, records parsed from their JSON in tests) and does no I/O of its own; the
 renderers turn the graph into text, JSON or Graphviz DOT.
 
 The walk, from the target upstream:
@@ -21,7 +21,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from airflow_ml_provider.model.reference import TAG_MODEL_FINGERPRINT, TAG_TRAINING_RUN, ModelRef, evidence_tag
+from airflow_ml_provider.exceptions import AirflowMLError
+from airflow_ml_provider.model.reference import MODELS_SCHEME, ModelAlias, ModelRef, parse_model_uri
+from airflow_ml_provider.records.json_safe import short_text
+from airflow_ml_provider.records.step_record import RecordError, StepRecord
+from airflow_ml_provider.records.tags import TAG_MODEL_FINGERPRINT, TAG_TRAINING_RUN, evidence_tag
 
 #: Steps whose record's ``model`` is their output rather than their input.
 MODEL_PRODUCING_STEPS = frozenset({"train"})
@@ -30,7 +34,7 @@ _RECORD_FIELDS_LEFT_OUT = frozenset({"results", "returned", "schema_version", "i
 _ENTRY_FIELDS = ("role", "uri", "fingerprint", "rows", "size_bytes")
 
 
-class LineageError(ValueError):
+class LineageError(AirflowMLError, ValueError):
     """The target cannot be understood or found; the message says which and why."""
 
 
@@ -49,27 +53,24 @@ class Target:
 
 def parse_target(text: str) -> Target:
     """``models:/<name>/<version>``, ``models:/<name>@<alias>``, or anything else as a file path."""
-    if not text.startswith("models:/"):
+    if not text.startswith(MODELS_SCHEME):
         return Target(kind="file", text=text, path=text)
-    rest = text[len("models:/") :]
-    if "@" in rest:
-        name, _, alias = rest.rpartition("@")
-        if name and alias and "/" not in alias:
-            return Target(kind="alias", text=text, name=name, alias=alias)
-    else:
-        name, _, version = rest.rpartition("/")
-        if name and version.isdigit():
-            return Target(kind="version", text=text, name=name, version=version)
+    parsed = parse_model_uri(text)
+    if isinstance(parsed, ModelAlias):
+        return Target(kind="alias", text=text, name=parsed.name, alias=parsed.alias)
+    if isinstance(parsed, ModelRef):
+        return Target(kind="version", text=text, name=parsed.name, version=parsed.version)
     raise LineageError(
         f"{text!r} is not a model reference: expected models:/<name>/<version> or models:/<name>@<alias>"
     )
 
 
 class RecordSource(Protocol):
-    """Where the walk reads from. Every method answers None / [] for "not there", never raises for it."""
+    """Where the walk reads from. Every method answers None / [] for "not there", never raises for it;
+    a record that is there but does not parse raises :class:`RecordError` (the walk reports it)."""
 
-    def record(self, run_id: str) -> Mapping[str, Any] | None:
-        """The step record of an MLflow run, as a dict."""
+    def record(self, run_id: str) -> StepRecord | None:
+        """The step record of an MLflow run."""
 
     def model_version(self, name: str, version: str) -> Mapping[str, Any] | None:
         """``{"name", "version", "tags", "aliases", "run_id"}`` of a registered model version."""
@@ -82,19 +83,21 @@ class RecordSource(Protocol):
 
 
 class InMemorySource:
-    """A :class:`RecordSource` over plain records and model versions (tests, exported records)."""
+    """A :class:`RecordSource` over records (or their JSON, parsed strictly) and model versions
+    (tests, exported records)."""
 
     def __init__(
         self,
-        records: Iterable[Mapping[str, Any]] = (),
+        records: Iterable[StepRecord | Mapping[str, Any]] = (),
         versions: Iterable[Mapping[str, Any]] = (),
         aliases: Mapping[tuple[str, str], str] | None = None,
     ) -> None:
-        self.records = {r["mlflow_run_id"]: r for r in records}
+        parsed = [r if isinstance(r, StepRecord) else StepRecord.from_dict(r) for r in records]
+        self.records = {r.mlflow_run_id: r for r in parsed}
         self.versions = {(v["name"], str(v["version"])): v for v in versions}
         self.aliases = {k: str(v) for k, v in (aliases or {}).items()}
 
-    def record(self, run_id: str) -> Mapping[str, Any] | None:
+    def record(self, run_id: str) -> StepRecord | None:
         return self.records.get(run_id)
 
     def model_version(self, name: str, version: str) -> Mapping[str, Any] | None:
@@ -105,8 +108,8 @@ class InMemorySource:
 
     def producers(self, fingerprint: str) -> list[str]:
         found = [r for r in self.records.values() if fingerprint in _output_fingerprints(r)]
-        found.sort(key=lambda r: r.get("recorded_at") or "", reverse=True)
-        return [r["mlflow_run_id"] for r in found]
+        found.sort(key=lambda r: r.recorded_at or "", reverse=True)
+        return [r.mlflow_run_id for r in found]
 
 
 @dataclass
@@ -195,11 +198,16 @@ class _Walker:
     def __init__(self, source: RecordSource, graph: LineageGraph) -> None:
         self.source = source
         self.graph = graph
-        self._records: dict[str, Mapping[str, Any] | None] = {}
+        self._records: dict[str, StepRecord | None] = {}
 
-    def read(self, run_id: str) -> Mapping[str, Any] | None:
+    def read(self, run_id: str) -> StepRecord | None:
+        """The record of ``run_id``; one that does not parse is a problem of the graph and counts as absent."""
         if run_id not in self._records:
-            self._records[run_id] = self.source.record(run_id)
+            try:
+                self._records[run_id] = self.source.record(run_id)
+            except RecordError as e:
+                self.graph.problems.append(str(e))
+                self._records[run_id] = None
         return self._records[run_id]
 
     # --- datasets ------------------------------------------------------------------------------
@@ -217,7 +225,7 @@ class _Walker:
         producer, others = self._producer(fingerprint, hint, uri)
         if producer is None:
             return node_id
-        output = next(o for o in producer.get("outputs") or [] if o.get("fingerprint") == fingerprint)
+        output = next(o for o in producer.outputs if o.get("fingerprint") == fingerprint)
         if output.get("role"):
             node["role"] = output["role"]  # what the data is, as its producer named it
         for key in ("rows", "size_bytes"):
@@ -232,7 +240,7 @@ class _Walker:
 
     def _producer(
         self, fingerprint: str, hint: str | None, uri: str | None
-    ) -> tuple[Mapping[str, Any] | None, list[str]]:
+    ) -> tuple[StepRecord | None, list[str]]:
         """The record of the run that wrote ``fingerprint`` and the other runs that may have, too."""
         found = [r for r in self.source.producers(fingerprint) if r != hint]
         candidates = ([hint] if hint else []) + found
@@ -280,58 +288,58 @@ class _Walker:
         if record is None:
             self.graph.problems.append(f"training run {training_run} of {node_id} has no readable step record")
             return node_id
-        trained = record.get("model") or {}
-        if (trained.get("name"), str(trained.get("version"))) != (name, str(version)):
+        trained = record.model
+        if trained is None or (trained.name, trained.version) != (name, str(version)):
             self.graph.problems.append(
-                f"training run {training_run} recorded model {trained.get('uri')}, not {node_id}"
+                f"training run {training_run} recorded model {trained.uri if trained else None}, not {node_id}"
             )
-        elif node["fingerprint"] and trained.get("fingerprint") != node["fingerprint"]:
+        elif node["fingerprint"] and trained.fingerprint != node["fingerprint"]:
             self.graph.problems.append(
                 f"{node_id} artifact fingerprint {node['fingerprint']} differs from the one recorded at "
-                f"training ({trained.get('fingerprint')})"
+                f"training ({trained.fingerprint})"
             )
         featurize_run = tags.get(evidence_tag("featurize"))
         self.graph.add_edge(self.step(record, {"features": featurize_run} if featurize_run else {}), node_id, "model")
         return node_id
 
     # --- step runs -------------------------------------------------------------------------------
-    def step(self, record: Mapping[str, Any], hints: Mapping[str, str] | None = None) -> str:
-        node_id = step_id(record["mlflow_run_id"])
+    def step(self, record: StepRecord, hints: Mapping[str, str] | None = None) -> str:
+        node_id = step_id(record.mlflow_run_id)
         if node_id in self.graph.nodes:
             return node_id
         self.graph.nodes[node_id] = step_node(record)
-        for entry in record.get("inputs") or []:
-            hint = entry.get("producer_run_id") or (hints or {}).get(entry.get("role"))
+        for entry in record.inputs:
+            hint = entry.get("producer_run_id") or (hints or {}).get(str(entry.get("role")))
             self.graph.add_edge(self.dataset(entry, hint), node_id, entry.get("role"))
-        model = record.get("model")
-        if model and record.get("step") not in MODEL_PRODUCING_STEPS and model.get("name") and model.get("version"):
-            model_node = self.model(model["name"], str(model["version"]))
-            recorded = model.get("fingerprint")
+        model = record.model
+        if model is not None and record.step not in MODEL_PRODUCING_STEPS:
+            model_node = self.model(model.name, model.version)
+            recorded = model.fingerprint
             current = self.graph.nodes[model_node].get("fingerprint")
             if recorded and current and recorded != current:
                 self.graph.problems.append(
-                    f"step run {record['mlflow_run_id']} used {model_node} with fingerprint {recorded}, "
+                    f"step run {record.mlflow_run_id} used {model_node} with fingerprint {recorded}, "
                     f"but the registry now records {current}"
                 )
             self.graph.add_edge(model_node, node_id, "model")
         return node_id
 
 
-def step_node(record: Mapping[str, Any]) -> dict[str, Any]:
+def step_node(record: StepRecord) -> dict[str, Any]:
     """A step run as a lineage node: what ran, where, with what code, parameters, inputs and outputs."""
     node: dict[str, Any] = {
-        "id": step_id(record["mlflow_run_id"]),
+        "id": step_id(record.mlflow_run_id),
         "kind": "step",
-        "step": record.get("step"),
-        "status": record.get("status"),
-        "mlflow_run_id": record["mlflow_run_id"],
-        "airflow": dict(record.get("airflow") or {}),
-        "code": record.get("code"),
-        "params": dict(record.get("params") or {}),
-        "inputs": [_entry(e) for e in record.get("inputs") or []],
-        "outputs": [_entry(e) for e in record.get("outputs") or []],
+        "step": record.step,
+        "status": record.status,
+        "mlflow_run_id": record.mlflow_run_id,
+        "airflow": record.airflow.to_dict(),
+        "code": record.code,
+        "params": dict(record.params),
+        "inputs": [_entry(e) for e in record.inputs],
+        "outputs": [_entry(e) for e in record.outputs],
     }
-    for key, value in record.items():
+    for key, value in record.to_dict().items():
         if key not in node and key not in _RECORD_FIELDS_LEFT_OUT and value is not None:
             node[key] = value
     return node
@@ -341,8 +349,8 @@ def _entry(entry: Mapping[str, Any]) -> dict[str, Any]:
     return {k: entry[k] for k in _ENTRY_FIELDS if entry.get(k) is not None}
 
 
-def _output_fingerprints(record: Mapping[str, Any]) -> set[str]:
-    return {o["fingerprint"] for o in record.get("outputs") or [] if o.get("fingerprint")}
+def _output_fingerprints(record: StepRecord) -> set[str]:
+    return {o["fingerprint"] for o in record.outputs if o.get("fingerprint")}
 
 
 def _as_path(uri: str) -> str:
@@ -352,11 +360,6 @@ def _as_path(uri: str) -> str:
 # --- rendering -----------------------------------------------------------------------------------
 def render_json(graph: LineageGraph) -> str:
     return json.dumps(graph.to_dict(), indent=2, sort_keys=False, default=str)
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _title(node: Mapping[str, Any], role: str | None) -> str:
@@ -394,9 +397,9 @@ def _details(node: Mapping[str, Any], has_upstream: bool) -> list[str]:
     params = node.get("params") or {}
     if params:
         lines.append("params:")
-        lines.extend(f"  {k} = {_short(v, 100)}" for k, v in params.items())
+        lines.extend(f"  {k} = {short_text(v, 100)}" for k, v in params.items())
     if node.get("error"):
-        lines.append(f"error: {_short(node['error'], 200)}")
+        lines.append(f"error: {short_text(node['error'], 200)}")
     return lines
 
 

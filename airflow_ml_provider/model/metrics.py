@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from airflow_ml_provider.exceptions import AirflowMLError
+
 
 class BuiltinMetric(NamedTuple):
     task: str
@@ -49,7 +51,7 @@ def direction_words(greater: bool) -> str:
     return "higher is better" if greater else "lower is better"
 
 
-class UnknownMetricError(ValueError):
+class UnknownMetricError(AirflowMLError, ValueError):
     pass
 
 

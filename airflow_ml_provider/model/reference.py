@@ -3,34 +3,22 @@
 from __future__ import annotations
 
 import json
-import tempfile
-import warnings
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_ml_provider.exceptions import AirflowMLError
+from airflow_ml_provider.records.tags import TAG_FEATURE_COLUMNS
+
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-# Model version tags written by TrainOperator and read by evaluate, simulate, the gate and promote.
-TAG_TRAINING_RUN = "airflow_ml.training_run_id"
-TAG_MODEL_FINGERPRINT = "airflow_ml.model_fingerprint"
-TAG_FEATURES_FINGERPRINT = "airflow_ml.features_fingerprint"
-TAG_TARGET = "airflow_ml.target_column"
-TAG_FEATURE_COLUMNS = "airflow_ml.feature_columns"
-TAG_TASK = "airflow_ml.task"
-TAG_REPRODUCTION_OF = "airflow_ml.reproduction_of"  # set on versions built by `airflow-ml reproduce`
-EVIDENCE_TAG_PREFIX = "airflow_ml.evidence."  # + step name -> MLflow run id holding the record
+    from airflow_ml_provider.hooks.mlflow import MlflowHook
+
+MODELS_SCHEME = "models:/"
 
 
-def evidence_tag(step: str) -> str:
-    return EVIDENCE_TAG_PREFIX + step
-
-
-class ModelReferenceError(ValueError):
+class ModelReferenceError(AirflowMLError, ValueError):
     """A model reference cannot be understood or does not exist in the registry."""
 
 
@@ -43,7 +31,7 @@ class ModelRef:
 
     @property
     def uri(self) -> str:
-        return f"models:/{self.name}/{self.version}"
+        return f"{MODELS_SCHEME}{self.name}/{self.version}"
 
     @classmethod
     def parse(cls, value: Any, argument: str = "model") -> ModelRef:
@@ -55,44 +43,90 @@ class ModelRef:
             version = value.get("version")
             if name and version is not None and str(version).strip():
                 return cls(str(name), str(version))
-        if isinstance(value, str) and value.startswith("models:/"):
-            name, _, version = value[len("models:/") :].rpartition("/")
-            if name and version.isdigit():
-                return cls(name, version)
+        if isinstance(parsed := parse_model_uri(value), ModelRef):
+            return parsed
         raise ModelReferenceError(
             f"{argument} must be TrainOperator's result, a mapping with model_name and version, "
             f"or 'models:/<name>/<version>'; got {value!r:.200}"
         )
 
 
-def get_version(client: MlflowClient, ref: ModelRef) -> ModelVersion:
+@dataclass(frozen=True)
+class ModelAlias:
+    """A registered model by alias, ``models:/<name>@<alias>``: resolved to a version when a task runs."""
+
+    name: str
+    alias: str
+
+    @property
+    def uri(self) -> str:
+        return f"{MODELS_SCHEME}{self.name}@{self.alias}"
+
+
+def parse_model_uri(value: Any) -> ModelRef | ModelAlias | None:
+    """``models:/<name>/<version>`` -> ModelRef, ``models:/<name>@<alias>`` -> ModelAlias, else None.
+
+    The one parser of ``models:/`` references, with MLflow's own rule
+    (``mlflow.store.artifact.utils.models._parse_model_uri``): the path is one segment
+    (``<name>@<alias>``, split at the *last* ``@``) or two (``<name>/<version>``), so a name never
+    contains ``/`` (MLflow refuses such names when they are registered). Stages and ``latest``,
+    which MLflow also accepts, are refused: a step works on a pinned version or a named alias.
+    """
+    if not isinstance(value, str) or not value.startswith(MODELS_SCHEME):
+        return None
+    path = value[len(MODELS_SCHEME) :]
+    parts = path.split("/")
+    if len(parts) == 2:
+        name, version = parts
+        if name.strip() and version.isascii() and version.isdigit():
+            return ModelRef(name, version)
+    elif len(parts) == 1:
+        name, at, alias = path.rpartition("@")
+        if at and name.strip() and alias.strip():
+            return ModelAlias(name, alias)
+    return None
+
+
+def parse_model(value: Any, argument: str = "model") -> ModelRef | ModelAlias:
+    """A model version (TrainOperator's result, ``{"model_name", "version"}``, ``models:/name/version``)
+    or an alias (``models:/name@alias``)."""
+    if isinstance(parsed := parse_model_uri(value), ModelAlias):
+        return parsed
+    try:
+        return ModelRef.parse(value, argument)
+    except ModelReferenceError:
+        raise ModelReferenceError(
+            f"{argument} must be TrainOperator's result, a mapping with model_name and version, "
+            f"'models:/<name>/<version>' or 'models:/<name>@<alias>'; got {value!r:.200}"
+        ) from None
+
+
+def get_version(hook: MlflowHook, ref: ModelRef) -> ModelVersion:
     """The registered version; only a registry that answers "no such version" is reported as "not found"
     (an unreachable registry raises its own error, so the message does not mislead)."""
+    version = hook.model_version(ref.name, ref.version)
+    if version is None:
+        raise ModelReferenceError(
+            f"Model version {ref.uri} not found in the registry ({hook.source}): check the name and version"
+        )
+    return version
+
+
+def resolve_alias(hook: MlflowHook, alias: ModelAlias) -> ModelRef:
+    """The version ``alias`` points to now; an unset alias or an unreadable registry is an error naming it."""
     from mlflow.exceptions import MlflowException
 
     try:
-        return client.get_model_version(ref.name, ref.version)
+        version = hook.alias_version(alias.name, alias.alias)
     except MlflowException as e:
-        if e.error_code == "RESOURCE_DOES_NOT_EXIST":
-            raise ModelReferenceError(f"Model version {ref.uri} not found in the registry: {e.message}") from e
-        raise
-
-
-def current_alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException as e:
-        if alias_missing(e):
-            return None
-        raise
-
-
-def alias_missing(error: Exception) -> bool:
-    """MLflow reports an unset alias as INVALID_PARAMETER_VALUE (SQL store) or RESOURCE_DOES_NOT_EXIST."""
-    return "alias" in str(error).lower() and "not found" in str(error).lower()
-
+        raise ModelReferenceError(f"Cannot resolve {alias.uri}: {e.message}") from e
+    if version is None:
+        raise ModelReferenceError(
+            f"Alias {alias.alias!r} of registered model {alias.name!r} is not set ({alias.uri}): "
+            f"no version to score. Promote a version to {alias.alias!r} first, "
+            f"or pass models:/{alias.name}/<version>."
+        )
+    return ModelRef(alias.name, version)
 
 
 def feature_columns(version: ModelVersion) -> list[str] | None:
@@ -128,50 +162,10 @@ def default_pip_requirements(flavor: str, model: Any) -> list[str]:
     return pinned
 
 
-@contextmanager
-def quiet_serialization() -> Iterator[None]:
-    """Silence the warnings skops raises while (de)serialising scikit-learn models.
-
-    skops looks functions up across every loaded module, which touches each deprecated Airflow
-    attribute: over a thousand DeprecatedImportWarning lines per task log, none about the user's code.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", module=r"skops\.")
-        yield
-
-
-def load_model(model_uri: str) -> Any:
-    """Load a model for scoring: the native scikit-learn object when it has that flavor (so
-    ``predict_proba`` is available), otherwise the pyfunc model."""
-    import mlflow
-    from mlflow.models import get_model_info
-
-    with quiet_serialization():
-        if "sklearn" in get_model_info(model_uri).flavors:
-            return mlflow.sklearn.load_model(model_uri)
-        return mlflow.pyfunc.load_model(model_uri)
-
-
-def fingerprint_model(model_uri: str, client: MlflowClient | None = None) -> str:
-    """Fingerprint of a model's artifact bytes, the same for every URI of it.
-
-    The model is downloaded into a fresh directory (against ``client``'s store when given) and its
-    tree hashed. MLflow adds a ``registered_model_meta`` file to downloads of ``models:/<name>/<version>``
-    (registry bookkeeping, not model bytes); it is left out, so the logged model and its registered
-    version have one fingerprint.
-    """
-    import mlflow
-
+def fingerprint_model(model_uri: str, hook: MlflowHook) -> str:
+    """Fingerprint of a model's artifact bytes, the same for every URI of it (the logged model and its
+    registered version): its files, downloaded from ``hook``'s store, hashed as a tree."""
     from airflow_ml_provider.data.fingerprint import fingerprint_directory
 
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=model_uri,
-                dst_path=tmp,
-                tracking_uri=client.tracking_uri if client else None,
-                registry_uri=getattr(client, "_registry_uri", None) if client else None,
-            )
-        )
-        (local / "registered_model_meta").unlink(missing_ok=True)
+    with hook.download_model(model_uri) as local:
         return fingerprint_directory(local, cached=False)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_ml_provider import conf
 from airflow_ml_provider.lineage.datasets import LineageDataset, to_input, to_output
 from airflow_ml_provider.records.environment import callable_name
 
@@ -18,8 +19,6 @@ if TYPE_CHECKING:
 
     from airflow_ml_provider.hooks.mlflow import MlflowHook
     from airflow_ml_provider.records.step_run import StepRun
-
-CONFIG_SECTION = "ml_provider"
 
 
 def require_callable(
@@ -142,7 +141,7 @@ class MLStepOperator(BaseOperator):
         return resolve_hook(self.mlflow_conn_id)
 
     def resolve_artifact_root(self) -> str:
-        root = self.artifact_root or _config(CONFIG_SECTION, "artifact_root")
+        root = self.artifact_root or conf.get("artifact_root")
         if not root:
             root = os.path.join(
                 os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow")), "ml_artifacts"
@@ -264,7 +263,7 @@ def resolve_hook(mlflow_conn_id: str | None) -> MlflowHook:
     """The operator's connection, else ``[ml_provider] mlflow_conn_id``, else ``mlflow_default``."""
     from airflow_ml_provider.hooks.mlflow import MlflowHook
 
-    conn_id = mlflow_conn_id or _config(CONFIG_SECTION, "mlflow_conn_id") or MlflowHook.default_conn_name
+    conn_id = mlflow_conn_id or conf.get("mlflow_conn_id") or MlflowHook.default_conn_name
     return MlflowHook(mlflow_conn_id=conn_id)
 
 
@@ -272,9 +271,3 @@ def resolve_experiment(experiment_name: str | None, hook: MlflowHook, context: C
     """The operator's experiment, else the connection's default experiment, else the DAG id."""
     return experiment_name or hook.settings.default_experiment or context["ti"].dag_id
 
-
-def _config(section: str, key: str) -> str | None:
-    from airflow.sdk import conf
-
-    value = conf.get(section, key, fallback=None)
-    return value or None

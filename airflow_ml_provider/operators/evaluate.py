@@ -9,6 +9,7 @@ from airflow_ml_provider.lineage.datasets import LineageDataset, file_dataset
 from airflow_ml_provider.operators.base import require_callable
 from airflow_ml_provider.operators.model_step import ModelStepOperator
 from airflow_ml_provider.records.environment import callable_name
+from airflow_ml_provider.records.tags import TAG_TARGET, TAG_TASK
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -83,8 +84,8 @@ class EvaluateOperator(ModelStepOperator):
         self._lineage_inputs.append(file_dataset(holdout_ref))
         run.record_input("holdout", holdout_ref)
 
-        target = self.target_column or version.tags.get(models.TAG_TARGET)
-        task = self.task or version.tags.get(models.TAG_TASK) or "classification"
+        target = self.target_column or version.tags.get(TAG_TARGET)
+        task = self.task or version.tags.get(TAG_TASK) or "classification"
         if not target:
             raise ValueError(f"{ref.uri} has no recorded target column; pass target_column")
         if target not in holdout.columns:
@@ -102,7 +103,7 @@ class EvaluateOperator(ModelStepOperator):
             )
         x, y = holdout[columns], holdout[target]
 
-        metrics = score_model(models.load_model(ref.uri), x, y, task, names, self.metric_fn)
+        metrics = score_model(hook.load_model(ref.uri), x, y, task, names, self.metric_fn)
         run.log_metrics(metrics)
         run.log_params(
             {
@@ -115,13 +116,15 @@ class EvaluateOperator(ModelStepOperator):
         )
         self.log.info("%s on %s: %s", ref.uri, holdout_ref.uri, _fmt(metrics))
 
+        from airflow_ml_provider.records.step_record import ChampionScore, EvaluateResult
+
         champion = self._score_champion(hook, ref, x, y, task, names, run)
-        run.record.results = {
-            "task": task,
-            "metrics": metrics,
-            "champion": champion,
-            "holdout_fingerprint": holdout_ref.fingerprint,
-        }
+        run.record.results = EvaluateResult(
+            task=task,
+            metrics=metrics,
+            champion=None if champion is None else ChampionScore(**champion),
+            holdout_fingerprint=holdout_ref.fingerprint,
+        )
         self.bind_evidence(hook, ref, run)
         return {"model_name": ref.name, "version": ref.version, "metrics": metrics, "champion": champion}
 
@@ -131,30 +134,28 @@ class EvaluateOperator(ModelStepOperator):
         """Champion metrics on the same rows; a broken champion is recorded, not hidden."""
         from mlflow.exceptions import MlflowException
 
-        from airflow_ml_provider.model import reference as models
         from airflow_ml_provider.model.metrics import score_model
-        from airflow_ml_provider.model.reference import alias_missing
+        from airflow_ml_provider.model.reference import ModelRef
 
-        client = hook.get_client()
         try:
-            champion = client.get_model_version_by_alias(ref.name, self.champion_alias)
+            champion = hook.alias_version(ref.name, self.champion_alias)
         except MlflowException as e:
-            if alias_missing(e):
-                self.log.info("No %r alias on %s yet: nothing to compare with", self.champion_alias, ref.name)
-                return None
             return {"version": None, "error": f"cannot resolve alias {self.champion_alias!r}: {e.message}"}
-        if champion.version == ref.version:
+        if champion is None:
+            self.log.info("No %r alias on %s yet: nothing to compare with", self.champion_alias, ref.name)
+            return None
+        if champion == ref.version:
             return None
         try:
             metrics = score_model(
-                models.load_model(f"models:/{ref.name}/{champion.version}"), x, y, task, names, self.metric_fn
+                hook.load_model(ModelRef(ref.name, champion).uri), x, y, task, names, self.metric_fn
             )
         except Exception as e:
-            self.log.warning("Champion %s v%s could not be scored: %s", ref.name, champion.version, e)
-            return {"version": champion.version, "error": f"{type(e).__name__}: {e}"}
+            self.log.warning("Champion %s v%s could not be scored: %s", ref.name, champion, e)
+            return {"version": champion, "error": f"{type(e).__name__}: {e}"}
         run.log_metrics(metrics, prefix="champion_")
-        self.log.info("Champion %s v%s: %s", ref.name, champion.version, _fmt(metrics))
-        return {"version": champion.version, "metrics": metrics}
+        self.log.info("Champion %s v%s: %s", ref.name, champion, _fmt(metrics))
+        return {"version": champion, "metrics": metrics}
 
 
 def _fmt(metrics: Mapping[str, float]) -> str:

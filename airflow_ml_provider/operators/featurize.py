@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_ml_provider.lineage.datasets import LineageDataset, file_dataset, uri_dataset
 from airflow_ml_provider.operators.base import MLStepOperator, call_user, require_callable
 from airflow_ml_provider.records.environment import callable_name
+from airflow_ml_provider.records.tags import TAG_FEATURES_FINGERPRINT, expectations_artifact
 from airflow_ml_provider.templating import coerce_to_annotations, templated_keys
 
 if TYPE_CHECKING:
@@ -107,16 +108,18 @@ class FeaturizeOperator(MLStepOperator):
         run.log_metrics(
             {"raw_rows": raw_ref.rows, "feature_rows": ref.rows, "feature_columns": len(ref.columns)}
         )
-        run.set_tags({"airflow_ml.features_fingerprint": ref.fingerprint})
+        run.set_tags({TAG_FEATURES_FINGERPRINT: ref.fingerprint})
         self.log.info("Features written to %s (%s)", ref.uri, ref.fingerprint)
         return {**ref.to_dict(), "mlflow_run_id": run.run_id}
 
     def _check(self, run: StepRun, df: pd.DataFrame, suite: str, dataset: str, role: str) -> None:
         """Validate ``df``; the report is recorded whether it passes or not, then failure raises."""
         from airflow_ml_provider.data.expectations import DataExpectationError, validate_frame
+        from airflow_ml_provider.records.step_record import FeaturizeResult
 
         report = validate_frame(df, suite, dataset)
-        run.record.results.setdefault("expectations", []).append({"role": role, **report.to_dict()})
+        recorded = run.record.results if isinstance(run.record.results, FeaturizeResult) else FeaturizeResult()
+        run.record.results = recorded.with_report(role, report)
         if role == "raw" and self._lineage_inputs:
             # The raw input carries the suite as data-quality assertions. The spec's facet for that is an
             # input facet only: the features suite goes into the run's TestRunFacet instead.
@@ -126,7 +129,7 @@ class FeaturizeOperator(MLStepOperator):
 
             assertions = expectation_assertions(report.to_dict())
             self._lineage_inputs = [replace(self._lineage_inputs[0], assertions=assertions), *self._lineage_inputs[1:]]
-        run.log_dict(report.to_dict(), f"airflow_ml/expectations/{role}.json")
+        run.log_dict(report.to_dict(), expectations_artifact(role))
         run.log_metrics({f"expectations_{role}_success": float(report.success)})
         self.log.info(
             "Expectation suite %s on %s: %s (%d expectations)",

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.lineage.datasets import LineageDataset, model_dataset
 from airflow_ml_provider.operators.base import MLStepOperator
+from airflow_ml_provider.records.tags import TAG_MODEL_FINGERPRINT, TAG_MODEL_NAME, TAG_MODEL_VERSION, evidence_tag
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -34,28 +35,22 @@ class ModelStepOperator(MLStepOperator):
 
     def open_model(self, hook: MlflowHook, run: StepRun) -> tuple[ModelRef, ModelVersion]:
         """Look up the version, record it as the step's model and as a lineage input."""
-        from airflow_ml_provider.model.reference import TAG_MODEL_FINGERPRINT, get_version
+        from airflow_ml_provider.model.reference import get_version
+        from airflow_ml_provider.records.step_record import RecordedModel
 
         ref = self.model_ref()
-        version = get_version(hook.get_client(), ref)
+        version = get_version(hook, ref)
         fingerprint = version.tags.get(TAG_MODEL_FINGERPRINT)
-        run.record.model = {
-            "name": ref.name,
-            "version": ref.version,
-            "uri": ref.uri,
-            "fingerprint": fingerprint,
-        }
-        run.set_tags({"airflow_ml.model_name": ref.name, "airflow_ml.model_version": ref.version})
+        run.record.model = RecordedModel(name=ref.name, version=ref.version, uri=ref.uri, fingerprint=fingerprint)
+        run.set_tags({TAG_MODEL_NAME: ref.name, TAG_MODEL_VERSION: ref.version})
         self._lineage_inputs.insert(
-            0, model_dataset(hook.settings.tracking_uri, ref.name, ref.version, fingerprint)
+            0, model_dataset(hook.tracking_uri, ref.name, ref.version, fingerprint)
         )
         return ref, version
 
     def bind_evidence(self, hook: MlflowHook, ref: ModelRef, run: StepRun) -> None:
         """Point the model version at this run's record, where the gate will look for it."""
-        from airflow_ml_provider.model.reference import evidence_tag
-
-        hook.get_client().set_model_version_tag(ref.name, ref.version, evidence_tag(self.step), run.run_id)
+        hook.set_model_version_tags(ref.name, ref.version, {evidence_tag(self.step): run.run_id})
 
     def planned_inputs(self) -> list[LineageDataset]:
         # The model's namespace (the tracking URI) is only known once the connection has been read in

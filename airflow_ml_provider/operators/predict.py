@@ -3,93 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.lineage.datasets import LineageDataset, file_dataset, uri_dataset
+from airflow_ml_provider.model.reference import ModelAlias, parse_model, resolve_alias
 from airflow_ml_provider.operators.model_step import ModelStepOperator
+from airflow_ml_provider.records.tags import (
+    TAG_FEATURE_COLUMNS,
+    TAG_INPUT_FINGERPRINT,
+    TAG_MODEL_ALIAS,
+    TAG_OUTPUT_FINGERPRINT,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
     from airflow.sdk import Context
-    from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
     from airflow_ml_provider.hooks.mlflow import MlflowHook
     from airflow_ml_provider.model.reference import ModelRef
     from airflow_ml_provider.records.step_run import StepRun
 
-#: MLflow run tags of the predict step; ``airflow-ml lineage <predictions file>`` finds the run by the first.
-TAG_OUTPUT_FINGERPRINT = "airflow_ml.output_fingerprint"
-TAG_INPUT_FINGERPRINT = "airflow_ml.input_fingerprint"
-TAG_MODEL_ALIAS = "airflow_ml.model_alias"
-
 #: Columns every predictions file has (``probability`` only for binary classifiers with ``predict_proba``).
 PREDICTION_ID, ROW_INDEX, PREDICTION, PROBABILITY = "prediction_id", "row_index", "prediction", "probability"
 MODEL_NAME, MODEL_VERSION = "model_name", "model_version"
 RESERVED_COLUMNS = (PREDICTION_ID, ROW_INDEX, PREDICTION, PROBABILITY, MODEL_NAME, MODEL_VERSION)
 _ID_NAMESPACE_URL = "https://github.com/airflow-ml-provider/predictions"
-
-
-@dataclass(frozen=True)
-class ModelAlias:
-    """A registered model by alias, ``models:/<name>@<alias>``: resolved to a version at execute time."""
-
-    name: str
-    alias: str
-
-    @property
-    def uri(self) -> str:
-        return f"models:/{self.name}@{self.alias}"
-
-    @classmethod
-    def parse(cls, value: Any) -> ModelAlias | None:
-        """``models:/<name>@<alias>`` -> ModelAlias; anything else -> None."""
-        if not isinstance(value, str) or not value.startswith("models:/"):
-            return None
-        rest = value[len("models:/") :]
-        if "@" not in rest:
-            return None
-        name, _, alias = rest.rpartition("@")
-        if not name or not alias or "/" in alias:
-            return None
-        return cls(name, alias)
-
-
-def parse_model(value: Any, argument: str = "model") -> ModelRef | ModelAlias:
-    """A model version (TrainOperator's result, ``{"model_name", "version"}``, ``models:/name/version``)
-    or an alias (``models:/name@alias``)."""
-    from airflow_ml_provider.model.reference import ModelRef, ModelReferenceError
-
-    alias = ModelAlias.parse(value)
-    if alias is not None:
-        return alias
-    try:
-        return ModelRef.parse(value, argument)
-    except ModelReferenceError:
-        raise ModelReferenceError(
-            f"{argument} must be TrainOperator's result, a mapping with model_name and version, "
-            f"'models:/<name>/<version>' or 'models:/<name>@<alias>'; got {value!r:.200}"
-        ) from None
-
-
-def resolve_alias(client: MlflowClient, alias: ModelAlias) -> ModelRef:
-    """The version ``alias`` points to now; an unset alias or unknown model is an error naming it."""
-    from mlflow.exceptions import MlflowException
-
-    from airflow_ml_provider.model.reference import ModelRef, ModelReferenceError, alias_missing
-
-    try:
-        version = client.get_model_version_by_alias(alias.name, alias.alias)
-    except MlflowException as e:
-        if alias_missing(e):
-            raise ModelReferenceError(
-                f"Alias {alias.alias!r} of registered model {alias.name!r} is not set ({alias.uri}): "
-                f"no version to score. Promote a version to {alias.alias!r} first, "
-                f"or pass models:/{alias.name}/<version>."
-            ) from e
-        raise ModelReferenceError(f"Cannot resolve {alias.uri}: {e.message}") from e
-    return ModelRef(alias.name, str(version.version))
 
 
 def prediction_ids(input_fingerprint: str, model_uri: str, model_fingerprint: str | None, rows: int) -> list[str]:
@@ -171,19 +110,21 @@ class BatchPredictOperator(ModelStepOperator):
         return []
 
     def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> dict[str, Any]:
-        from airflow_ml_provider.data.datasets import read_verified, write_frame
+        from dataclasses import replace
 
-        client = hook.get_client()
+        from airflow_ml_provider.data.datasets import read_verified, write_frame
+        from airflow_ml_provider.records.step_record import PredictResult
+
         self._alias, self._resolved = None, None
         requested = parse_model(self.model)
         if isinstance(requested, ModelAlias):
-            self._alias, self._resolved = requested, resolve_alias(client, requested)
+            self._alias, self._resolved = requested, resolve_alias(hook, requested)
             self.log.info("Alias %s resolves to version %s", requested.uri, self._resolved.version)
         else:
             self._alias, self._resolved = None, requested
         ref, version = self.open_model(hook, run)
-        if self._alias:
-            run.record.model = {**(run.record.model or {}), "alias": self._alias.alias}
+        if self._alias and run.record.model is not None:
+            run.record.model = replace(run.record.model, alias=self._alias.alias)
             run.set_tags({TAG_MODEL_ALIAS: self._alias.alias})
 
         input_ref, frame = read_verified(self.input, "input dataset")
@@ -194,7 +135,7 @@ class BatchPredictOperator(ModelStepOperator):
         )
         run.set_tags({TAG_INPUT_FINGERPRINT: input_ref.fingerprint})
 
-        columns = self._feature_columns(ref, version)
+        columns = self._feature_columns(hook, ref, version)
         self._check_columns(frame, columns, input_ref.uri, ref)
         params = {
             "model": requested.uri,
@@ -207,17 +148,17 @@ class BatchPredictOperator(ModelStepOperator):
         }
         run.log_params({k: v for k, v in params.items() if v is not None})
 
-        fingerprint = (run.record.model or {}).get("fingerprint")
-        predictions, positive_class = self._score(ref, frame, columns, input_ref.fingerprint, fingerprint)
+        fingerprint = run.record.model.fingerprint if run.record.model else None
+        predictions, positive_class = self._score(hook, ref, frame, columns, input_ref.fingerprint, fingerprint)
         out = write_frame(predictions, self.resolve_artifact_root(), "predictions")
         self._lineage_outputs = [file_dataset(out)]
         run.record.outputs.append({"role": "predictions", **out.to_dict()})
-        run.record.results = {
-            "rows": out.rows,
-            "model_version": ref.version,
-            "alias": self._alias.alias if self._alias else None,
-            "positive_class": positive_class,
-        }
+        run.record.results = PredictResult(
+            rows=out.rows,
+            model_version=ref.version,
+            alias=self._alias.alias if self._alias else None,
+            positive_class=positive_class,
+        )
         run.set_tags({TAG_OUTPUT_FINGERPRINT: out.fingerprint})
         run.log_metrics({"predictions_rows": out.rows})
         self.log.info(
@@ -233,20 +174,18 @@ class BatchPredictOperator(ModelStepOperator):
         }
 
     # --- helpers -----------------------------------------------------------------------------------
-    def _feature_columns(self, ref: ModelRef, version: ModelVersion) -> list[str]:
+    def _feature_columns(self, hook: MlflowHook, ref: ModelRef, version: ModelVersion) -> list[str]:
         from airflow_ml_provider.model import reference as models
         from airflow_ml_provider.model.reference import ModelReferenceError
 
         columns = models.feature_columns(version)
         if columns:
             return list(columns)
-        from mlflow.models import get_model_info
-
-        signature = get_model_info(ref.uri).signature
+        signature = hook.model_info(ref.uri).signature
         names = signature.inputs.input_names() if signature is not None and signature.inputs is not None else []
         if not names or not all(isinstance(n, str) for n in names):
             raise ModelReferenceError(
-                f"{ref.uri} records no feature columns (tag {models.TAG_FEATURE_COLUMNS}) and its signature "
+                f"{ref.uri} records no feature columns (tag {TAG_FEATURE_COLUMNS}) and its signature "
                 "names no input columns: cannot tell which input columns to score"
             )
         return list(names)
@@ -267,6 +206,7 @@ class BatchPredictOperator(ModelStepOperator):
 
     def _score(
         self,
+        hook: MlflowHook,
         ref: ModelRef,
         frame: pd.DataFrame,
         columns: Sequence[str],
@@ -275,8 +215,6 @@ class BatchPredictOperator(ModelStepOperator):
     ) -> tuple[pd.DataFrame, Any]:
         import numpy as np
         import pandas as pd
-
-        from airflow_ml_provider.model.reference import load_model
 
         n = len(frame)
         out = pd.DataFrame(
@@ -289,7 +227,7 @@ class BatchPredictOperator(ModelStepOperator):
             out[column] = frame[column].to_numpy()
         positive_class = None
         if n:
-            model = load_model(ref.uri)
+            model = hook.load_model(ref.uri)
             x = frame[list(columns)]
             out[PREDICTION] = np.asarray(model.predict(x)).reshape(n, -1)[:, 0]
             if callable(getattr(model, "predict_proba", None)):

@@ -6,20 +6,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.operators.model_step import ModelStepOperator
-from airflow_ml_provider.promotion.attempt import TAG_PREVIOUS_CHAMPION, TAG_PROMOTED_BY  # noqa: F401 (re-exported)
+from airflow_ml_provider.promotion.eligibility import PromotionRefused, require_passing_verdict
+
+__all__ = ["PromoteModelOperator", "PromotionRefused", "require_passing_verdict"]
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-    from mlflow import MlflowClient
-    from mlflow.entities.model_registry import ModelVersion
 
     from airflow_ml_provider.hooks.mlflow import MlflowHook
-    from airflow_ml_provider.model.reference import ModelRef
     from airflow_ml_provider.records.step_run import StepRun
-
-
-class PromotionRefused(RuntimeError):
-    """The version may not be promoted; the message says why."""
 
 
 class PromoteModelOperator(ModelStepOperator):
@@ -67,20 +62,11 @@ class PromoteModelOperator(ModelStepOperator):
     def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> dict[str, Any] | None:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airflow_ml_provider.promotion.attempt import Outcome, airflow_actor, promote, record_attempt
+        from airflow_ml_provider.promotion.attempt import Outcome, promote, record_attempt
 
         ref, _ = self.open_model(hook, run)
         result = record_attempt(
-            run,
-            promote,
-            hook.get_client(),
-            ref.name,
-            ref.version,
-            alias=self.alias,
-            registry_uri=hook.settings.registry_uri or hook.settings.tracking_uri,
-            actor=airflow_actor(context),
-            attempt_id=run.run_id,
-            lock_timeout=self.lock_timeout,
+            run, context, promote, hook, ref.name, ref.version, alias=self.alias, lock_timeout=self.lock_timeout
         )
         if result.outcome is Outcome.REFUSED:
             raise AirflowFailException(f"Refusing to promote {ref.uri}: {result.reason}")
@@ -94,61 +80,3 @@ class PromoteModelOperator(ModelStepOperator):
             "previous": result.holder_before,
             "outcome": result.outcome.value,
         }
-
-
-def require_passing_verdict(client: MlflowClient, ref: ModelRef, version: ModelVersion) -> None:
-    """Raise :class:`PromotionRefused` unless a passing verdict for these exact bytes is recorded.
-
-    A registry that fails while the verdict is read raises its own error (not a refusal): the version
-    is not promoted either way, but the reason is the registry, not the version.
-    """
-    import json
-    import tempfile
-    from pathlib import Path
-
-    from mlflow.exceptions import MlflowException
-
-    from airflow_ml_provider.gate import Verdict
-    from airflow_ml_provider.model.reference import TAG_MODEL_FINGERPRINT, TAG_REPRODUCTION_OF
-    from airflow_ml_provider.sensors.model_gate import (
-        TAG_GATE_FINGERPRINT,
-        TAG_GATE_RUN,
-        TAG_GATE_STATUS,
-        VERDICT_ARTIFACT,
-    )
-
-    tags = version.tags
-    if tags.get(TAG_REPRODUCTION_OF):
-        raise PromotionRefused(f"it is a reproduction of {tags[TAG_REPRODUCTION_OF]}; reproductions are never promoted")
-    status = tags.get(TAG_GATE_STATUS)
-    if status != "passed":
-        raise PromotionRefused(
-            "it has no passing gate verdict" if status is None else f"its gate verdict is {status!r}"
-        )
-    fingerprint = tags.get(TAG_MODEL_FINGERPRINT)
-    if not fingerprint or tags.get(TAG_GATE_FINGERPRINT) != fingerprint:
-        raise PromotionRefused("the gate verdict was given for a different model artifact fingerprint")
-    gate_run = tags.get(TAG_GATE_RUN)
-    if not gate_run:
-        raise PromotionRefused(f"its gate status says passed but no gate run is recorded ({TAG_GATE_RUN})")
-    where = f"{VERDICT_ARTIFACT} of MLflow run {gate_run}"
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            text = Path(client.download_artifacts(gate_run, VERDICT_ARTIFACT, tmp)).read_text()
-        except MlflowException as e:
-            if e.error_code != "RESOURCE_DOES_NOT_EXIST":
-                raise
-            raise PromotionRefused(f"its gate verdict ({where}) is missing") from e
-        except (OSError, UnicodeDecodeError) as e:
-            raise PromotionRefused(f"its gate verdict ({where}) cannot be read: {type(e).__name__}") from e
-    try:
-        verdict = Verdict.from_dict(json.loads(text))
-    except (ValueError, TypeError) as e:
-        raise PromotionRefused(f"its gate verdict ({where}) is not a valid verdict: {e}") from e
-    if not verdict.passed or verdict.subject.model_version != ref.version or verdict.subject.model_name != ref.name:
-        raise PromotionRefused(f"the recorded verdict ({where}) does not pass this version")
-    if verdict.subject.model_fingerprint != fingerprint:
-        raise PromotionRefused(
-            f"the recorded verdict ({where}) was given for artifact {verdict.subject.model_fingerprint}, "
-            f"not for this version's artifact {fingerprint}"
-        )

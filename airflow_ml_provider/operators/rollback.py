@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.operators.base import MLStepOperator
+from airflow_ml_provider.records.tags import TAG_ALIAS, TAG_MODEL_FINGERPRINT, TAG_MODEL_NAME
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -51,24 +52,15 @@ class RollbackModelOperator(MLStepOperator):
     def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airflow_ml_provider.promotion.attempt import Outcome, airflow_actor, record_attempt, rollback
+        from airflow_ml_provider.promotion.attempt import Outcome, record_attempt, rollback
 
-        client = hook.get_client()
-        run.set_tags({"airflow_ml.model_name": self.model_name, "airflow_ml.alias": self.alias})
+        run.set_tags({TAG_MODEL_NAME: self.model_name, TAG_ALIAS: self.alias})
         result = record_attempt(
-            run,
-            rollback,
-            client,
-            self.model_name,
-            alias=self.alias,
-            registry_uri=hook.settings.registry_uri or hook.settings.tracking_uri,
-            actor=airflow_actor(context),
-            attempt_id=run.run_id,
-            lock_timeout=self.lock_timeout,
+            run, context, rollback, hook, self.model_name, alias=self.alias, lock_timeout=self.lock_timeout
         )
         if result.outcome is not Outcome.RESTORED:
             raise AirflowFailException(f"Cannot roll back alias {self.alias!r} of {self.model_name!r}: {result.reason}")
-        self._record_lineage(hook, client, [result.holder_before, result.holder_after], run)
+        self._record_lineage(hook, [result.holder_before, result.holder_after], run)
         return {
             "model_name": self.model_name,
             "alias": self.alias,
@@ -76,26 +68,26 @@ class RollbackModelOperator(MLStepOperator):
             "rolled_back_from": result.holder_before,
         }
 
-    def _record_lineage(self, hook: MlflowHook, client: Any, versions: list[str | None], run: StepRun) -> None:
+    def _record_lineage(self, hook: MlflowHook, versions: list[str | None], run: StepRun) -> None:
         """Both versions as inputs (with their fingerprints); lineage never breaks the task."""
         from airflow_ml_provider.lineage.datasets import model_dataset
-        from airflow_ml_provider.model.reference import TAG_MODEL_FINGERPRINT
+        from airflow_ml_provider.records.step_record import RecordedModel
 
         try:
             fingerprint = None
             for version in versions:
                 if version is None:
                     continue
-                fingerprint = client.get_model_version(self.model_name, version).tags.get(TAG_MODEL_FINGERPRINT)
-                self._lineage_inputs.append(
-                    model_dataset(hook.settings.tracking_uri, self.model_name, version, fingerprint)
-                )
+                found = hook.model_version(self.model_name, version)
+                fingerprint = found.tags.get(TAG_MODEL_FINGERPRINT) if found else None
+                self._lineage_inputs.append(model_dataset(hook.tracking_uri, self.model_name, version, fingerprint))
             restored = versions[-1]
-            run.record.model = {
-                "name": self.model_name,
-                "version": restored,
-                "uri": f"models:/{self.model_name}/{restored}",
-                "fingerprint": fingerprint,
-            }
+            if restored is not None:
+                run.record.model = RecordedModel(
+                    name=self.model_name,
+                    version=restored,
+                    uri=f"models:/{self.model_name}/{restored}",
+                    fingerprint=fingerprint,
+                )
         except Exception as e:
             self.log.warning("Could not describe the rollback for lineage: %s", e)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.operators.model_step import ModelStepOperator
+from airflow_ml_provider.records.tags import SCENARIOS_ARTIFACT
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -33,12 +34,14 @@ class SimulateOperator(ModelStepOperator):
 
     def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> dict[str, Any]:
         from airflow_ml_provider.model import reference as models
-        from airflow_ml_provider.scenarios import load_scenarios, run_scenarios
+        from airflow_ml_provider.records.step_record import SimulateResult
+        from airflow_ml_provider.scenarios.runner import run_scenarios
+        from airflow_ml_provider.scenarios.spec import load_scenarios
 
         suite = load_scenarios(self.scenarios)
         ref, version = self.open_model(hook, run)
         run.log_params({"scenarios_file": str(self.scenarios), "scenarios_fingerprint": suite.fingerprint})
-        model = models.load_model(ref.uri)
+        model = hook.load_model(ref.uri)
         report = run_scenarios(suite, model.predict, models.feature_columns(version))
 
         run.log_metrics({f"scenario.{r.name}": float(r.passed) for r in report.results})
@@ -48,8 +51,8 @@ class SimulateOperator(ModelStepOperator):
                 "scenarios_total": len(report.results),
             }
         )
-        run.log_dict(report.to_dict(), "airflow_ml/scenarios.json")
-        run.record.results = {"scenarios": report.to_dict()}
+        run.log_dict(report.to_dict(), SCENARIOS_ARTIFACT)
+        run.record.results = SimulateResult(report)
         self.bind_evidence(hook, ref, run)
         (self.log.info if report.passed else self.log.warning)(
             "Scenarios for %s:\n%s", ref.uri, report.summary()

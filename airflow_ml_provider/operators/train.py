@@ -9,6 +9,19 @@ from typing import TYPE_CHECKING, Any
 from airflow_ml_provider.lineage.datasets import LineageDataset, file_dataset, model_dataset
 from airflow_ml_provider.operators.base import MLStepOperator, call_user, require_callable
 from airflow_ml_provider.records.environment import callable_name
+from airflow_ml_provider.records.tags import (
+    TAG_DAG_ID,
+    TAG_FEATURE_COLUMNS,
+    TAG_FEATURES_FINGERPRINT,
+    TAG_MODEL_FINGERPRINT,
+    TAG_REPRODUCTION_OF,
+    TAG_RUN_ID,
+    TAG_TARGET,
+    TAG_TASK,
+    TAG_TASK_ID,
+    TAG_TRAINING_RUN,
+    evidence_tag,
+)
 from airflow_ml_provider.templating import coerce_to_annotations, templated_keys
 
 if TYPE_CHECKING:
@@ -99,7 +112,6 @@ class TrainOperator(MLStepOperator):
 
     def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> dict[str, Any]:
         from airflow_ml_provider.data.datasets import DatasetError, read_verified, write_frame
-        from airflow_ml_provider.model.reference import evidence_tag
         from airflow_ml_provider.reproduce.run_conf import settings_for
 
         features_ref, features = read_verified(self.features, "features")
@@ -136,15 +148,14 @@ class TrainOperator(MLStepOperator):
             }
         )
 
-        from airflow_ml_provider.lineage.datasets import redact_secrets
         from airflow_ml_provider.operators.base import effective_kwargs
+        from airflow_ml_provider.records.redaction import redact_secrets
+        from airflow_ml_provider.records.step_record import RecordedModel, TrainResult
 
-        run.record.results.update(
-            {
-                "registered_model_name": self.registered_model_name,
-                "hyperparameters": redact_secrets(effective_kwargs(self.train, 1, self.train_params, self.seed)),
-                "seed": self.seed,
-            }
+        run.record.results = TrainResult(
+            registered_model_name=self.registered_model_name,
+            hyperparameters=redact_secrets(effective_kwargs(self.train, 1, self.train_params, self.seed)),
+            seed=self.seed,
         )
         self.log.info("Training %s on %d rows (holdout %d rows)", self.code, len(train_df), len(holdout))
         model = call_user(self.train, [train_df], self.train_params, "train", self.seed)
@@ -155,43 +166,41 @@ class TrainOperator(MLStepOperator):
             )
 
         x_train = train_df.drop(columns=[self.target_column])
-        info = self._log_model(model, x_train, run)
-        client = hook.get_client()
+        info = self._log_model(hook, model, x_train, run)
         version = str(info["version"])
-        from airflow_ml_provider.model import reference as models
+        from airflow_ml_provider.model.reference import fingerprint_model
 
-        fingerprint = models.fingerprint_model(info["model_uri"], client)
+        fingerprint = fingerprint_model(info["model_uri"], hook)
         task = self.task or ("classification" if hasattr(model, "predict_proba") else "regression")
         tags = {
-            "airflow.dag_id": run.record.airflow["dag_id"],
-            "airflow.run_id": run.record.airflow["run_id"],
-            "airflow.task_id": run.record.airflow["task_id"],
-            models.TAG_TRAINING_RUN: run.run_id,
-            models.TAG_MODEL_FINGERPRINT: fingerprint,
-            models.TAG_FEATURES_FINGERPRINT: features_ref.fingerprint,
-            models.TAG_TARGET: self.target_column,
-            models.TAG_FEATURE_COLUMNS: json.dumps(list(x_train.columns)),
-            models.TAG_TASK: task,
+            TAG_DAG_ID: run.record.airflow.dag_id,
+            TAG_RUN_ID: run.record.airflow.run_id,
+            TAG_TASK_ID: run.record.airflow.task_id,
+            TAG_TRAINING_RUN: run.run_id,
+            TAG_MODEL_FINGERPRINT: fingerprint,
+            TAG_FEATURES_FINGERPRINT: features_ref.fingerprint,
+            TAG_TARGET: self.target_column,
+            TAG_FEATURE_COLUMNS: json.dumps(list(x_train.columns)),
+            TAG_TASK: task,
         }
         reproduction_of = settings_for(context).reproduction_of
         if reproduction_of:
-            tags[models.TAG_REPRODUCTION_OF] = reproduction_of
+            tags[TAG_REPRODUCTION_OF] = reproduction_of
         featurize_run = self.features.get("mlflow_run_id") if isinstance(self.features, Mapping) else None
         if featurize_run:
             tags[evidence_tag("featurize")] = featurize_run
-        for key, value in tags.items():
-            client.set_model_version_tag(self.registered_model_name, version, key, value)
+        hook.set_model_version_tags(self.registered_model_name, version, tags)
 
-        run.record.model = {
-            "name": self.registered_model_name,
-            "version": version,
-            "uri": f"models:/{self.registered_model_name}/{version}",
-            "fingerprint": fingerprint,
-            "estimator": f"{type(model).__module__}.{type(model).__qualname__}",
-            "flavor": info["flavor"],
-        }
+        run.record.model = RecordedModel(
+            name=self.registered_model_name,
+            version=version,
+            uri=f"models:/{self.registered_model_name}/{version}",
+            fingerprint=fingerprint,
+            estimator=f"{type(model).__module__}.{type(model).__qualname__}",
+            flavor=info["flavor"],
+        )
         self._lineage_outputs = [
-            model_dataset(hook.settings.tracking_uri, self.registered_model_name, version, fingerprint),
+            model_dataset(hook.tracking_uri, self.registered_model_name, version, fingerprint),
             file_dataset(train_ref),
             file_dataset(holdout_ref),
         ]
@@ -206,16 +215,11 @@ class TrainOperator(MLStepOperator):
             "holdout": holdout_ref.to_dict(),
         }
 
-    def _log_model(self, model: Any, x_train: pd.DataFrame, run: StepRun) -> dict[str, Any]:
+    def _log_model(self, hook: MlflowHook, model: Any, x_train: pd.DataFrame, run: StepRun) -> dict[str, Any]:
         """Log and register the model in the step's run; returns its version, URI and flavor."""
-        import mlflow
         from mlflow.models import infer_signature
 
-        from airflow_ml_provider.model.reference import (
-            default_pip_requirements,
-            is_sklearn_estimator,
-            quiet_serialization,
-        )
+        from airflow_ml_provider.model.reference import default_pip_requirements, is_sklearn_estimator
 
         example = x_train.head(5)
         signature = infer_signature(example, model.predict(example))
@@ -223,25 +227,20 @@ class TrainOperator(MLStepOperator):
         # Explicit requirements: MLflow's inference runs a subprocess (~9 s) and pins whatever the
         # task process happens to import (pytest, rich...). The installed versions are exact.
         requirements = self.pip_requirements or default_pip_requirements(flavor, model)
-        with mlflow.start_run(run_id=run.run_id), quiet_serialization():
-            if flavor == "sklearn":
-                info = mlflow.sklearn.log_model(
-                    model,
-                    name="model",
-                    signature=signature,
-                    input_example=example,
-                    registered_model_name=self.registered_model_name,
-                    pip_requirements=requirements,
-                )
-            else:
-                from airflow_ml_provider.model.pyfunc import PredictWrapper
+        if flavor == "sklearn":
+            model_kwargs: dict[str, Any] = {"sk_model": model}
+        else:
+            from airflow_ml_provider.model.pyfunc import PredictWrapper
 
-                info = mlflow.pyfunc.log_model(
-                    name="model",
-                    python_model=PredictWrapper(model),
-                    signature=signature,
-                    input_example=example,
-                    registered_model_name=self.registered_model_name,
-                    pip_requirements=requirements,
-                )
+            model_kwargs = {"python_model": PredictWrapper(model)}
+        info = hook.log_model(
+            run.run_id,
+            flavor,
+            **model_kwargs,
+            name="model",
+            signature=signature,
+            input_example=example,
+            registered_model_name=self.registered_model_name,
+            pip_requirements=requirements,
+        )
         return {"version": info.registered_model_version, "model_uri": info.model_uri, "flavor": flavor}

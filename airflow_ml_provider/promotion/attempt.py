@@ -18,9 +18,14 @@ The rule (pure, no I/O):
   version rolled back from is marked so that no stale retry promotes it again.
 
 Both directions require the version that ends up holding the alias to carry a passing gate verdict
-for its exact artifact fingerprint (:func:`~airflow_ml_provider.operators.promote.require_passing_verdict`).
+for its exact artifact fingerprint (:func:`~airflow_ml_provider.promotion.eligibility.require_passing_verdict`).
 
-This module imports only the standard library at import time (DAG parse cost is zero).
+Every registry call goes through :class:`~airflow_ml_provider.hooks.mlflow.MlflowHook`; the registry's
+URI (the connection's registry, else its tracking store) is also the promotion lock's key.
+
+The rule itself and the attempt's result are pure data in :mod:`airflow_ml_provider.promotion.rule`
+(re-exported here). This module imports only the standard library and that rule at import time (DAG
+parse cost is zero).
 """
 
 from __future__ import annotations
@@ -31,144 +36,32 @@ import logging
 import socket
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
+
+from airflow_ml_provider.exceptions import AirflowMLError
+from airflow_ml_provider.promotion.rule import (
+    Decision,
+    Mode,
+    Outcome,
+    PromotionResult,
+    decide_promotion,
+    version_number,
+)
+from airflow_ml_provider.records.tags import TAG_ATTEMPT_PREFIX, TAG_PROMOTED_BY, previous_tag, rolled_back_tag
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11
 
+    from airflow_ml_provider.hooks.mlflow import MlflowHook
     from airflow_ml_provider.promotion.lock import HeldLock
     from airflow_ml_provider.records.step_run import StepRun
 
 log = logging.getLogger(__name__)
 
-#: On the promoted version: the version that held the alias before it ("none" for the first).
-TAG_PREVIOUS_CHAMPION = "airflow_ml.previous_champion"
-#: On the promoted version: the attempt (the promote step's MLflow run id) that promoted it.
-TAG_PROMOTED_BY = "airflow_ml.promoted_by"
-#: One tag per attempt on the version it was about (on the registered model when there is no such
-#: version): ``<prefix><UTC time>.<attempt id>`` = the JSON of :class:`PromotionResult`.
-TAG_ATTEMPT_PREFIX = "airflow_ml.promotion."
-#: On a version the alias was rolled back from: ``<prefix><alias>`` = JSON (to, at, by).
-TAG_ROLLED_BACK_PREFIX = "airflow_ml.rolled_back."
-#: Value of the previous-holder tag on the first version to hold an alias.
+#: Value of the previous-holder tag (:func:`~airflow_ml_provider.records.tags.previous_tag`) on the
+#: first version to hold an alias.
 NO_PREVIOUS = "none"
-
-
-def previous_tag(alias: str) -> str:
-    """Tag holding the previous holder of ``alias`` (``airflow_ml.previous_champion`` for ``champion``)."""
-    return TAG_PREVIOUS_CHAMPION if alias == "champion" else f"airflow_ml.previous.{alias}"
-
-
-def rolled_back_tag(alias: str) -> str:
-    return TAG_ROLLED_BACK_PREFIX + alias
-
-
-# =================================================================================================
-# The rule
-# =================================================================================================
-
-
-class Mode(str, Enum):
-    """Which way the alias moves; the rule differs."""
-
-    #: Forward: the newest gated version wins; an older version never replaces a newer holder.
-    PROMOTE = "promote"
-    #: Backward, on purpose: restore the recorded previous holder, which is normally older.
-    ROLLBACK = "rollback"
-
-
-class Outcome(str, Enum):
-    PROMOTED = "promoted"  # the alias now points to the candidate
-    RESTORED = "restored"  # rollback: the alias points to the previous holder again
-    UNCHANGED = "unchanged"  # the candidate already held the alias; nothing written but the record
-    SUPERSEDED = "superseded"  # an older version lost to the newer holder: correct, not an error
-    REFUSED = "refused"  # the candidate may not hold the alias; the reason says why
-    ERROR = "error"  # the attempt did not complete (lock, registry); see the error
-
-    @property
-    def moves_alias(self) -> bool:
-        return self in (Outcome.PROMOTED, Outcome.RESTORED)
-
-
-@dataclass(frozen=True)
-class Decision:
-    outcome: Outcome
-    reason: str
-
-
-def version_number(value: object, what: str = "version") -> int:
-    """A registry version as an int; MLflow hands out both ``3`` and ``"3"``."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ValueError(f"{what} must be a model version number, got {value!r}")
-    text = str(value).strip()
-    if not text.isdigit():
-        raise ValueError(f"{what} must be a model version number, got {value!r}")
-    return int(text)
-
-
-def decide_promotion(
-    candidate: int | str | None,
-    holder: int | str | None,
-    *,
-    mode: Mode,
-    candidate_rolled_back: bool = False,
-) -> Decision:
-    """Decide whether the alias may move from ``holder`` to ``candidate``. Pure: no I/O.
-
-    :param candidate: the version that would hold the alias; in ``Mode.ROLLBACK`` the previous holder
-        recorded on ``holder`` (None when nothing was recorded).
-    :param holder: the version holding the alias now, or None.
-    :param mode: ``Mode.PROMOTE`` applies "an older version never replaces a newer holder";
-        ``Mode.ROLLBACK`` deliberately moves back to the recorded previous holder, whatever its number.
-    :param candidate_rolled_back: the alias was rolled back from ``candidate`` before; it may not
-        hold the alias again in either mode until the marker tag is removed.
-
-    The gate verdict is not part of this rule: it is checked separately, and any refusal there wins.
-    """
-    mode = Mode(mode)
-    current = None if holder is None else version_number(holder, "holder")
-    if mode is Mode.PROMOTE:
-        if candidate is None:
-            raise ValueError("promotion needs a candidate version")
-        wanted = version_number(candidate, "candidate")
-        if wanted == current:
-            return Decision(Outcome.UNCHANGED, f"version {wanted} already holds the alias; nothing to do")
-        if candidate_rolled_back:
-            return Decision(
-                Outcome.REFUSED,
-                f"the alias was rolled back from version {wanted}; it is not promoted again until its "
-                "rolled-back tag is removed",
-            )
-        if current is not None and wanted < current:
-            return Decision(
-                Outcome.SUPERSEDED,
-                f"the alias points to newer version {current}; an older version never replaces a newer one",
-            )
-        if current is None:
-            return Decision(Outcome.PROMOTED, f"version {wanted} is the first to hold the alias")
-        return Decision(Outcome.PROMOTED, f"version {wanted} is newer than version {current}")
-
-    if current is None:
-        return Decision(Outcome.REFUSED, "no version holds the alias, so there is nothing to roll back")
-    if candidate is None:
-        return Decision(
-            Outcome.REFUSED,
-            f"version {current} holds the alias but no previous holder was recorded when it was promoted "
-            "(it was the first, or it was set outside airflow-ml)",
-        )
-    wanted = version_number(candidate, "candidate")
-    if wanted == current:
-        return Decision(Outcome.REFUSED, f"version {current} is recorded as its own previous holder")
-    if candidate_rolled_back:
-        return Decision(
-            Outcome.REFUSED,
-            f"the previous holder, version {wanted}, was itself rolled back from before; restore a version "
-            "by promoting it explicitly",
-        )
-    return Decision(Outcome.RESTORED, f"version {wanted} held the alias before version {current}")
 
 
 # =================================================================================================
@@ -176,60 +69,13 @@ def decide_promotion(
 # =================================================================================================
 
 
-class PromotionError(RuntimeError):
+class PromotionError(AirflowMLError, RuntimeError):
     """The attempt did not complete (lock, registry failure, alias read back wrong); the message says
     what happened, whether the alias moved, and what to do. Retrying is safe."""
 
     def __init__(self, message: str, result: PromotionResult | None = None) -> None:
         super().__init__(message)
         self.result = result
-
-
-@dataclass(frozen=True)
-class PromotionResult:
-    """What one attempt did; recorded as JSON on the version it was about."""
-
-    mode: Mode
-    outcome: Outcome
-    model_name: str
-    alias: str
-    #: The version the alias was to move to (None in a rollback with nothing to restore).
-    version: str | None
-    holder_before: str | None
-    holder_after: str | None
-    reason: str
-    attempt_id: str
-    at: str
-    by: str
-    #: Where the attempt is recorded: ``models:/<name>/<version>``, ``models:/<name>`` or None if it could not be.
-    recorded_on: str | None = None
-
-    @property
-    def changed(self) -> bool:
-        return self.outcome.moves_alias
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode.value,
-            "outcome": self.outcome.value,
-            "model_name": self.model_name,
-            "alias": self.alias,
-            "version": self.version,
-            "holder_before": self.holder_before,
-            "holder_after": self.holder_after,
-            "reason": self.reason,
-            "attempt_id": self.attempt_id,
-            "at": self.at,
-            "by": self.by,
-            "recorded_on": self.recorded_on,
-        }
-
-    def summary(self) -> str:
-        before = f"v{self.holder_before}" if self.holder_before else "(unset)"
-        after = f"v{self.holder_after}" if self.holder_after else "(unset)"
-        subject = f"models:/{self.model_name}/{self.version}" if self.version else f"models:/{self.model_name}"
-        head = f"{self.mode.value} {subject} alias {self.alias!r}: {self.outcome.value}"
-        return f"{head} ({before} -> {after}): {self.reason}"
 
 
 def cli_actor() -> str:
@@ -246,59 +92,52 @@ def airflow_actor(context: Mapping[str, Any]) -> str:
 
 
 def record_attempt(
-    run: StepRun, attempt: Callable[..., PromotionResult], *args: Any, **kwargs: Any
+    run: StepRun, context: Mapping[str, Any], attempt: Callable[..., PromotionResult], *args: Any, **kwargs: Any
 ) -> PromotionResult:
-    """Run a promotion or rollback for an operator and put its result in the step record, also when
-    it fails part-way (``PromotionError.result``), then log the one-line summary."""
+    """Run a promotion or rollback for an operator, as the task (:func:`airflow_actor`) and with the step
+    run's id as the attempt id; put its result in the step record, also when it fails part-way
+    (``PromotionError.result``), then log the one-line summary."""
     try:
-        result = attempt(*args, **kwargs)
+        result = attempt(*args, actor=airflow_actor(context), attempt_id=run.run_id, **kwargs)
     except PromotionError as e:
         if e.result is not None:
-            run.record.results = e.result.to_dict()
+            run.record.results = e.result
         raise
-    run.record.results = result.to_dict()
+    run.record.results = result
     log.info("%s", result.summary())
     return result
 
 
+class AttemptOptions(TypedDict, total=False):
+    """What :func:`promote` and :func:`rollback` take besides the model.
+
+    ``alias`` (default ``champion``); ``actor``, who is recorded (default :func:`cli_actor`);
+    ``attempt_id`` (default a new UUID; the operators pass their step run's id); ``lock_timeout``,
+    seconds to wait for a concurrent promotion of the same model (default 60); ``lock_uri``, a
+    PostgreSQL URI to lock on instead of the registry (see :func:`~airflow_ml_provider.promotion.lock.promotion_lock`).
+    """
+
+    alias: str
+    actor: str | None
+    attempt_id: str | None
+    lock_timeout: float
+    lock_uri: str | None
+
+
 def promote(
-    client: MlflowClient,
-    model_name: str,
-    version: int | str,
-    *,
-    registry_uri: str,
-    alias: str = "champion",
-    actor: str | None = None,
-    attempt_id: str | None = None,
-    lock_timeout: float = 60.0,
-    lock_uri: str | None = None,
+    hook: MlflowHook, model_name: str, version: int | str, **options: Unpack[AttemptOptions]
 ) -> PromotionResult:
-    """Move ``alias`` to ``version`` if it has a passing verdict and the rule allows it.
+    """Move the alias to ``version`` if it has a passing verdict and the rule allows it.
 
     Returns the recorded result for every decided outcome (promoted, unchanged, superseded, refused);
     raises :class:`PromotionError` when the attempt cannot complete.
     """
-    candidate = str(version_number(version))
-    return _Attempt(
-        client, registry_uri, model_name, alias, Mode.PROMOTE, candidate, actor, attempt_id, lock_timeout, lock_uri
-    ).run()
+    return _Attempt(hook, model_name, Mode.PROMOTE, str(version_number(version)), **options).run()
 
 
-def rollback(
-    client: MlflowClient,
-    model_name: str,
-    *,
-    registry_uri: str,
-    alias: str = "champion",
-    actor: str | None = None,
-    attempt_id: str | None = None,
-    lock_timeout: float = 60.0,
-    lock_uri: str | None = None,
-) -> PromotionResult:
-    """Move ``alias`` back to the previous holder recorded on its current holder, with the same checks."""
-    return _Attempt(
-        client, registry_uri, model_name, alias, Mode.ROLLBACK, None, actor, attempt_id, lock_timeout, lock_uri
-    ).run()
+def rollback(hook: MlflowHook, model_name: str, **options: Unpack[AttemptOptions]) -> PromotionResult:
+    """Move the alias back to the previous holder recorded on its current holder, with the same checks."""
+    return _Attempt(hook, model_name, Mode.ROLLBACK, None, **options).run()
 
 
 def _now() -> datetime:
@@ -314,23 +153,23 @@ def _error_detail(error: BaseException) -> str:
 class _Attempt:
     def __init__(
         self,
-        client: MlflowClient,
-        registry_uri: str,
+        hook: MlflowHook,
         name: str,
-        alias: str,
         mode: Mode,
         candidate: str | None,
-        actor: str | None,
-        attempt_id: str | None,
-        lock_timeout: float,
-        lock_uri: str | None,
+        *,
+        alias: str = "champion",
+        actor: str | None = None,
+        attempt_id: str | None = None,
+        lock_timeout: float = 60.0,
+        lock_uri: str | None = None,
     ) -> None:
         if not name or not isinstance(name, str):
             raise ValueError(f"model name must be a non-empty string, got {name!r}")
         if not alias or not isinstance(alias, str):
             raise ValueError(f"alias must be a non-empty string, got {alias!r}")
-        self.client = client
-        self.registry_uri = registry_uri
+        self.hook = hook
+        self.registry_uri = hook.registry_uri
         self.name = name
         self.alias = alias
         self.mode = mode
@@ -350,7 +189,8 @@ class _Attempt:
         from mlflow.exceptions import MlflowException
         from sqlalchemy.exc import SQLAlchemyError
 
-        from airflow_ml_provider.promotion.lock import LockError, promotion_lock, redact
+        from airflow_ml_provider.promotion.lock import LockError, promotion_lock
+        from airflow_ml_provider.records.redaction import strip_credentials
 
         try:
             with promotion_lock(self.registry_uri, self.name, self.lock_timeout, lock_uri=self.lock_uri) as lock:
@@ -367,8 +207,9 @@ class _Attempt:
                 )
             else:
                 state = f"The alias {self.alias!r} was not changed."
+            registry = strip_credentials(self.registry_uri, keep_user=True)
             message = (
-                f"{self._what()} did not complete: the MLflow registry at {redact(self.registry_uri)} failed "
+                f"{self._what()} did not complete: the MLflow registry at {registry} failed "
                 f"while {self.step} ({_error_detail(e)}). {state} Check that the registry is reachable and "
                 "retry; retrying is safe (a version that already holds the alias is left as it is)."
             )
@@ -381,24 +222,18 @@ class _Attempt:
 
     # --- under the lock ----------------------------------------------------------------------
     def _locked(self, lock: HeldLock) -> PromotionResult:
-        from mlflow.exceptions import MlflowException
-
-        from airflow_ml_provider.model.reference import current_alias_version
-        from airflow_ml_provider.promotion.lock import redact
+        from airflow_ml_provider.records.redaction import strip_credentials
 
         self.step = f"reading registered model {self.name!r}"
-        try:
-            self.client.get_registered_model(self.name)
-        except MlflowException as e:
-            if e.error_code != "RESOURCE_DOES_NOT_EXIST":
-                raise
+        if not self.hook.registered_model_exists(self.name):
             self.record_version = None
+            registry = strip_credentials(self.registry_uri, keep_user=True)
             raise PromotionError(
-                f"there is no registered model {self.name!r} in the registry at {redact(self.registry_uri)}; "
+                f"there is no registered model {self.name!r} in the registry at {registry}; "
                 "check the name and the MLflow connection"
             ) from None
         self.step = f"reading alias {self.alias!r}"
-        self.holder = current_alias_version(self.client, self.name, self.alias)
+        self.holder = self.hook.alias_version(self.name, self.alias)
         if self.mode is Mode.PROMOTE:
             decision, target = self._decide_promote(), self.candidate
         else:
@@ -413,23 +248,16 @@ class _Attempt:
 
     def _version(self, version: str) -> Any | None:
         """The model version, or None if it does not exist; other registry errors propagate."""
-        from mlflow.exceptions import MlflowException
-
         self.step = f"reading version {version}"
-        try:
-            return self.client.get_model_version(self.name, version)
-        except MlflowException as e:
-            if e.error_code == "RESOURCE_DOES_NOT_EXIST":
-                return None
-            raise
+        return self.hook.model_version(self.name, version)
 
     def _verdict_refusal(self, version: str, model_version: Any) -> Decision | None:
         from airflow_ml_provider.model.reference import ModelRef
-        from airflow_ml_provider.operators.promote import PromotionRefused, require_passing_verdict
+        from airflow_ml_provider.promotion.eligibility import PromotionRefused, require_passing_verdict
 
         self.step = f"reading the gate verdict of version {version}"
         try:
-            require_passing_verdict(self.client, ModelRef(self.name, version), model_version)
+            require_passing_verdict(self.hook, ModelRef(self.name, version), model_version)
         except PromotionRefused as e:
             return Decision(Outcome.REFUSED, f"version {version} may not hold the alias: {e}")
         return None
@@ -480,28 +308,27 @@ class _Attempt:
         return decision, target
 
     def _move(self, lock: HeldLock, target: str) -> None:
-        from airflow_ml_provider.model.reference import current_alias_version
-
-        client, name, alias = self.client, self.name, self.alias
+        hook, name, alias = self.hook, self.name, self.alias
         lock.verify()
         if self.mode is Mode.PROMOTE:
             # Written before the alias moves: a crash in between leaves a harmless tag, never a
             # promoted version without its previous holder (which rollback needs).
             self.step = f"tagging version {target} with the previous holder"
-            client.set_model_version_tag(name, target, previous_tag(alias), self.holder or NO_PREVIOUS)
-            client.set_model_version_tag(name, target, TAG_PROMOTED_BY, self.attempt_id)
+            hook.set_model_version_tags(
+                name, target, {previous_tag(alias): self.holder or NO_PREVIOUS, TAG_PROMOTED_BY: self.attempt_id}
+            )
         else:
             # Marked before the alias moves back, so that a stale retry cannot promote it again.
             assert self.holder is not None
             self.step = f"marking version {self.holder} as rolled back"
             marker = {"to": target, "at": self.started.isoformat(), "by": self.actor, "attempt_id": self.attempt_id}
-            client.set_model_version_tag(name, self.holder, rolled_back_tag(alias), json.dumps(marker))
+            hook.set_model_version_tags(name, self.holder, {rolled_back_tag(alias): json.dumps(marker)})
         self.step = f"moving alias {alias!r} to version {target}"
         lock.verify()
         self.alias_written = True
-        client.set_registered_model_alias(name, alias, target)
+        hook.set_alias(name, alias, target)
         self.step = f"reading alias {alias!r} back"
-        now = current_alias_version(client, name, alias)
+        now = hook.alias_version(name, alias)
         if now != target:
             raise PromotionError(
                 f"alias {alias!r} of {name!r} reads back as version {now or '(unset)'} right after it was set "
@@ -537,9 +364,9 @@ class _Attempt:
         value = json.dumps(result.to_dict())
         try:
             if version:
-                self.client.set_model_version_tag(self.name, version, key, value)
+                self.hook.set_model_version_tags(self.name, version, {key: value})
             else:
-                self.client.set_registered_model_tag(self.name, key, value)
+                self.hook.set_registered_model_tag(self.name, key, value)
         except Exception as e:
             if strict:
                 raise

@@ -8,7 +8,7 @@ Which lock is used depends on where the registry lives:
   connection dies, so a killed worker never leaves a stale lock behind.
 - anything else (SQLite, a file store, an MLflow server over HTTP): an exclusive ``flock`` on a lock
   file. It holds across processes on one machine only. When the registry is an MLflow server shared
-  by several machines, set ``AIRFLOW_ML_LOCK_URI`` to a PostgreSQL database every worker can reach
+  by several machines, set ``[ml_provider] lock_uri`` to a PostgreSQL database every worker can reach
   (for example the one behind the MLflow server) to get the advisory lock instead.
 
 Every failure is a :class:`LockError` whose message says what happened and what to do; database
@@ -21,8 +21,6 @@ import fcntl
 import hashlib
 import logging
 import math
-import os
-import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,18 +28,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from airflow_ml_provider import conf
+from airflow_ml_provider.exceptions import AirflowMLError
+from airflow_ml_provider.records.redaction import strip_credentials
+
 log = logging.getLogger(__name__)
 
-#: Overrides the database used for the lock (a PostgreSQL URI), e.g. when the registry is an HTTP server.
-LOCK_URI_ENV = "AIRFLOW_ML_LOCK_URI"
-#: Directory of the flock files.
-LOCK_DIR_ENV = "AIRFLOW_ML_LOCK_DIR"
 #: First key of the two-key advisory lock: marks our locks in ``pg_locks.classid`` ("MLPR").
 ADVISORY_NAMESPACE = 0x4D4C5052
 _LOCK_NOT_AVAILABLE = "55P03"  # SQLSTATE raised when lock_timeout expires
 
 
-class LockError(RuntimeError):
+class LockError(AirflowMLError, RuntimeError):
     """The promotion lock could not be taken or was lost; the message says why and what to do."""
 
 
@@ -52,11 +50,6 @@ class LockTimeout(LockError, TimeoutError):
 def is_postgres_uri(uri: str | None) -> bool:
     scheme = (uri or "").split("://", 1)[0].lower()
     return "://" in (uri or "") and (scheme == "postgresql" or scheme.startswith("postgresql+"))
-
-
-def redact(uri: str) -> str:
-    """The URI without its password, for messages and logs."""
-    return re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", uri)
 
 
 def advisory_key(model_name: str) -> tuple[int, int]:
@@ -88,25 +81,27 @@ def promotion_lock(
     """Serialise promotions of ``model_name`` in the registry at ``registry_uri``.
 
     :param registry_uri: the MLflow registry URI; a PostgreSQL one selects the advisory lock.
-    :param lock_uri: a PostgreSQL URI to lock on instead (default: ``$AIRFLOW_ML_LOCK_URI``).
+    :param lock_uri: a PostgreSQL URI to lock on instead (default: ``[ml_provider] lock_uri``).
     :param timeout: seconds to wait for a concurrent promotion to finish before :class:`LockTimeout`.
     """
-    uri = lock_uri or os.environ.get(LOCK_URI_ENV) or registry_uri
+    lock_uri = lock_uri or conf.get("lock_uri")
+    uri = lock_uri or registry_uri
     if is_postgres_uri(uri):
         with _advisory_lock(uri, model_name, timeout) as held:
             yield held
         return
-    if lock_uri or os.environ.get(LOCK_URI_ENV):
+    if lock_uri:
         raise LockError(
-            f"The promotion lock URI {redact(uri)} is not a PostgreSQL URI (postgresql:// or "
-            f"postgresql+<driver>://). Fix {LOCK_URI_ENV} or unset it to lock on this machine only."
+            f"The promotion lock URI {strip_credentials(uri, keep_user=True)} is not a PostgreSQL URI "
+            f"(postgresql:// or postgresql+<driver>://). Fix [{conf.SECTION}] lock_uri "
+            f"({conf.OPTIONS['lock_uri'].env_var}) or unset it to lock on this machine only."
         )
     if uri.split("://", 1)[0].lower() in ("http", "https", "databricks"):
         log.warning(
             "Promotion lock for %r is a file lock: it serialises promotions on this machine only. "
-            "With workers on several machines set %s to a PostgreSQL database they all reach.",
+            "With workers on several machines set [%s] lock_uri to a PostgreSQL database they all reach.",
             model_name,
-            LOCK_URI_ENV,
+            conf.SECTION,
         )
     with _file_lock(uri, model_name, timeout) as held:
         yield held
@@ -126,7 +121,7 @@ def _lock_identity(uri: str) -> str:
 @contextmanager
 def _file_lock(uri: str, model_name: str, timeout: float) -> Iterator[HeldLock]:
     key = hashlib.sha256(f"{_lock_identity(uri)}\0{model_name}".encode()).hexdigest()[:24]
-    directory = Path(os.environ.get(LOCK_DIR_ENV, tempfile.gettempdir()))
+    directory = Path(conf.get("lock_dir") or tempfile.gettempdir())
     path = directory / f"airflow-ml-promote-{key}.lock"
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -134,7 +129,8 @@ def _file_lock(uri: str, model_name: str, timeout: float) -> Iterator[HeldLock]:
     except OSError as e:
         raise LockError(
             f"Cannot create the promotion lock file for {model_name!r} in {directory}: {e.strerror}. "
-            f"Make the directory writable or point {LOCK_DIR_ENV} at one that is."
+            f"Make the directory writable or point [{conf.SECTION}] lock_dir "
+            f"({conf.OPTIONS['lock_dir'].env_var}) at one that is."
         ) from e
     deadline = time.monotonic() + timeout
     with handle:
@@ -232,7 +228,7 @@ def _advisory_lock(uri: str, model_name: str, timeout: float) -> Iterator[HeldLo
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
     from sqlalchemy.pool import NullPool
 
-    where = redact(uri)
+    where = strip_credentials(uri, keep_user=True)
     try:
         url = make_url(uri)
         driver = _driver_name(url)

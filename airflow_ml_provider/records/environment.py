@@ -234,7 +234,7 @@ def code_info(fn: Callable[..., Any]) -> dict[str, Any]:
     is true when tracked files have uncommitted changes or the file itself is not committed);
     ``distribution``/``distributionVersion`` when it comes from an installed distribution.
     """
-    from airflow_ml_provider.lineage.datasets import strip_credentials
+    from airflow_ml_provider.records.redaction import strip_credentials
 
     target = inspect.unwrap(fn) if callable(fn) else fn
     info: dict[str, Any] = {"callable": callable_name(fn)}

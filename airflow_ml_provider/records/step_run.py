@@ -14,40 +14,46 @@ moment; Airflow tasks that are not ML steps (plain Python tasks) are not counted
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from airflow_ml_provider.records.step_record import StepRecord, write_record
+from airflow_ml_provider.records.json_safe import json_safe, short_text
+from airflow_ml_provider.records.step_record import AirflowIds, StepRecord, write_step_record
+from airflow_ml_provider.records.tags import (
+    KIND_DAG_RUN,
+    KIND_STEP,
+    MANIFEST_DAG_RUN,
+    MANIFEST_DIR,
+    TAG_CODE_CALLABLE,
+    TAG_CODE_GIT_COMMIT,
+    TAG_CODE_SHA,
+    TAG_DAG_ID,
+    TAG_ENV_DIGEST,
+    TAG_KIND,
+    TAG_MAP_INDEX,
+    TAG_OL_RUN_ID,
+    TAG_PARENT_RUN,
+    TAG_RUN_ID,
+    TAG_STEP,
+    TAG_TASK_ID,
+    TAG_TRY,
+    manifest_step_artifact,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-    from mlflow import MlflowClient
 
     from airflow_ml_provider.data.datasets import DatasetRef
     from airflow_ml_provider.hooks.mlflow import MlflowHook
 
 log = logging.getLogger(__name__)
 
-TAG_KIND = "airflow_ml.kind"
-TAG_STEP = "airflow_ml.step"
-TAG_DAG_ID = "airflow.dag_id"
-TAG_RUN_ID = "airflow.run_id"
-TAG_TASK_ID = "airflow.task_id"
-TAG_TRY = "airflow.try_number"
-TAG_MAP_INDEX = "airflow.map_index"
-TAG_OL_RUN_ID = "openlineage.run_id"
-TAG_CODE_CALLABLE = "airflow_ml.code.callable"
-TAG_CODE_SHA = "airflow_ml.code.sha256"
-TAG_CODE_GIT_COMMIT = "airflow_ml.code.git_commit"
-TAG_ENV_DIGEST = "airflow_ml.environment.packages_digest"
 #: Attribute of the running operator holding its open :class:`StepRun`, read by its lineage methods.
 STEP_RUN_ATTRIBUTE = "_ml_step_run"
 _PARAM_MAX_LEN = 6000  # MLflow's limit for a param value
-MANIFEST_DIR = "airflow_ml/manifest"
 #: MLflow run statuses that count as a failed step (KILLED: the run was stopped from outside).
 _FAILED_STATUSES = frozenset({"FAILED", "KILLED"})
 #: Times a step re-checks the parent status after writing it (see :func:`_reconcile_parent`).
@@ -75,33 +81,28 @@ def _openlineage_run_id(context: Context) -> str | None:
         return None
 
 
-def _param_value(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
-    return text if len(text) <= _PARAM_MAX_LEN else text[: _PARAM_MAX_LEN - 3] + "..."
-
-
-def _find_parent_runs(client: MlflowClient, experiment_id: str, ids: Mapping[str, Any]) -> list[Any]:
+def _find_parent_runs(hook: MlflowHook, experiment_id: str, ids: Mapping[str, Any]) -> list[Any]:
     query = (
-        f"tags.`{TAG_KIND}` = 'dag_run' and tags.`{TAG_DAG_ID}` = '{ids['dag_id']}' "
+        f"tags.`{TAG_KIND}` = '{KIND_DAG_RUN}' and tags.`{TAG_DAG_ID}` = '{ids['dag_id']}' "
         f"and tags.`{TAG_RUN_ID}` = '{ids['run_id']}'"
     )
-    runs = client.search_runs([experiment_id], filter_string=query, max_results=10)
+    runs = hook.search_runs([experiment_id], query, max_results=10)
     return sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))
 
 
-def get_or_create_parent_run(client: MlflowClient, experiment_id: str, ids: Mapping[str, Any]) -> str:
+def get_or_create_parent_run(hook: MlflowHook, experiment_id: str, ids: Mapping[str, Any]) -> str:
     """Return the parent run of this DAG run, creating it once even when tasks race to create it."""
-    existing = _find_parent_runs(client, experiment_id, ids)
+    existing = _find_parent_runs(hook, experiment_id, ids)
     if existing:
         return existing[0].info.run_id
-    created = client.create_run(
+    created = hook.create_run(
         experiment_id,
-        run_name=f"{ids['dag_id']} {ids['run_id']}",
-        tags={TAG_KIND: "dag_run", TAG_DAG_ID: ids["dag_id"], TAG_RUN_ID: ids["run_id"]},
+        f"{ids['dag_id']} {ids['run_id']}",
+        {TAG_KIND: KIND_DAG_RUN, TAG_DAG_ID: ids["dag_id"], TAG_RUN_ID: ids["run_id"]},
     )
-    winner = _find_parent_runs(client, experiment_id, ids)[0].info.run_id
+    winner = _find_parent_runs(hook, experiment_id, ids)[0].info.run_id
     if winner != created.info.run_id:  # a concurrent task created one first: keep theirs
-        client.delete_run(created.info.run_id)
+        hook.delete_run(created.info.run_id)
     return winner
 
 
@@ -133,32 +134,25 @@ def _attempt(step: Mapping[str, Any]) -> tuple[int, int]:
     return int(step.get("try_number", 0)), int(step.get("start_time") or 0)
 
 
-def _step_runs(client: MlflowClient, parent_run_id: str) -> list[dict[str, Any]]:
+def _step_runs(hook: MlflowHook, parent_run_id: str) -> list[dict[str, Any]]:
     """The step runs under a parent, as :func:`dag_run_status` reads them."""
-    experiment_id = client.get_run(parent_run_id).info.experiment_id
-    query = f"tags.`mlflow.parentRunId` = '{parent_run_id}' and tags.`{TAG_KIND}` = 'step'"
     steps: list[dict[str, Any]] = []
-    token = None
-    while True:
-        page = client.search_runs([experiment_id], filter_string=query, max_results=1000, page_token=token)
-        for run in page:
-            tags = run.data.tags
-            try_number = tags.get(TAG_TRY, "0")
-            steps.append(
-                {
-                    "task_id": tags.get(TAG_TASK_ID, run.info.run_name),
-                    "map_index": int(tags.get(TAG_MAP_INDEX, "-1")),
-                    "try_number": int(try_number) if try_number.isdigit() else 0,
-                    "start_time": run.info.start_time,
-                    "status": run.info.status,
-                }
-            )
-        token = page.token
-        if not token:
-            return steps
+    for run in hook.child_runs(parent_run_id, f"tags.`{TAG_KIND}` = '{KIND_STEP}'"):
+        tags = run.data.tags
+        try_number = tags.get(TAG_TRY, "0")
+        steps.append(
+            {
+                "task_id": tags.get(TAG_TASK_ID, run.info.run_name),
+                "map_index": int(tags.get(TAG_MAP_INDEX, "-1")),
+                "try_number": int(try_number) if try_number.isdigit() else 0,
+                "start_time": run.info.start_time,
+                "status": run.info.status,
+            }
+        )
+    return steps
 
 
-def _reconcile_parent(client: MlflowClient, parent_run_id: str) -> str:
+def _reconcile_parent(hook: MlflowHook, parent_run_id: str) -> str:
     """Set the parent run's status to :func:`dag_run_status` of its step runs, whatever the order steps end in.
 
     Two steps ending together can each compute from a listing taken before the other ended; the one
@@ -167,30 +161,28 @@ def _reconcile_parent(client: MlflowClient, parent_run_id: str) -> str:
     """
     status = "RUNNING"
     for _ in range(_RECONCILE_ROUNDS):
-        status = dag_run_status(_step_runs(client, parent_run_id))
-        if client.get_run(parent_run_id).info.status == status:
+        status = dag_run_status(_step_runs(hook, parent_run_id))
+        if hook.get_run(parent_run_id).info.status == status:
             return status
-        if status == "RUNNING":
-            client.update_run(parent_run_id, status="RUNNING")
-        else:
-            client.set_terminated(parent_run_id, status)
+        hook.set_run_status(parent_run_id, status)
     log.warning("Status of the DAG-run MLflow run %s kept changing; last set to %s", parent_run_id, status)
     return status
 
 
-def _json_safe(value: Any) -> Any:
-    return json.loads(json.dumps(dict(value or {}), default=str))
-
-
-def _write_dag_run_manifest(client: MlflowClient, parent_run_id: str, context: Context) -> None:
+def _write_dag_run_manifest(hook: MlflowHook, parent_run_id: str, context: Context) -> None:
     """Record the DAG run's identity and conf on the parent run (same content from every step)."""
     dag_run = context.get("dag_run")
     conf = dict(getattr(dag_run, "conf", None) or {})
     ids = airflow_ids(context)
-    client.log_dict(
+    hook.log_dict(
         parent_run_id,
-        {"dag_id": ids["dag_id"], "run_id": ids["run_id"], "conf": conf, "params": _json_safe(context.get("params"))},
-        f"{MANIFEST_DIR}/dag_run.json",
+        {
+            "dag_id": ids["dag_id"],
+            "run_id": ids["run_id"],
+            "conf": conf,
+            "params": json_safe(dict(context.get("params") or {})),
+        },
+        f"{MANIFEST_DIR}/{MANIFEST_DAG_RUN}",
     )
 
 
@@ -201,8 +193,8 @@ class StepRun:
     experiment_id: str | None = None
     tracking_uri: str | None = None
 
-    def __init__(self, client: MlflowClient, run_id: str, parent_run_id: str, record: StepRecord) -> None:
-        self.client = client
+    def __init__(self, hook: MlflowHook, run_id: str, parent_run_id: str, record: StepRecord) -> None:
+        self.hook = hook
         self.run_id = run_id
         self.parent_run_id = parent_run_id
         self.record = record
@@ -213,32 +205,23 @@ class StepRun:
         self.record.status, self.record.error = "failed", error
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        from airflow_ml_provider.lineage.datasets import redact_secrets
+        from airflow_ml_provider.records.redaction import redact_secrets
 
         params = redact_secrets(params)
         self.record.params.update(params)
         if params:
-            self.client.log_batch(
-                self.run_id, params=[Param(str(k), _param_value(v)) for k, v in params.items()]
+            self.hook.log_batch(
+                self.run_id, params={str(k): short_text(v, _PARAM_MAX_LEN) for k, v in params.items()}
             )
 
     def log_metrics(self, metrics: Mapping[str, float], prefix: str = "") -> None:
-        from mlflow.entities import Metric
-
-        now = int(datetime.now(timezone.utc).timestamp() * 1000)
-        self.client.log_batch(
-            self.run_id, metrics=[Metric(f"{prefix}{k}", float(v), now, 0) for k, v in metrics.items()]
-        )
+        self.hook.log_batch(self.run_id, metrics={f"{prefix}{k}": float(v) for k, v in metrics.items()})
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        from mlflow.entities import RunTag
-
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self.hook.log_batch(self.run_id, tags={k: str(v) for k, v in tags.items()})
 
     def log_dict(self, data: Any, artifact_file: str) -> None:
-        self.client.log_dict(self.run_id, data, artifact_file)
+        self.hook.log_dict(self.run_id, data, artifact_file)
 
     def record_input(self, role: str, ref: DatasetRef) -> None:
         """Record a dataset the step read, in the step record and as an MLflow dataset input.
@@ -260,7 +243,7 @@ class StepRun:
             schema=_json.dumps({"mlflow_colspec": [{"name": n, "type": t} for n, t in ref.schema.items()]}),
             profile=_json.dumps({"fingerprint": ref.fingerprint, "num_rows": ref.rows, "size_bytes": ref.size_bytes}),
         )
-        self.client.log_inputs(self.run_id, datasets=[DatasetInput(dataset, [InputTag("mlflow.data.context", role)])])
+        self.hook.log_inputs(self.run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", role)])])
 
 
 @contextmanager
@@ -281,13 +264,12 @@ def step_run(
     environment (packages, hardware) and, with ``code_fn``, the identity of the user's callable; the
     open run is attached to the running operator (``STEP_RUN_ATTRIBUTE``) for its lineage methods.
     """
-    client = hook.get_client()
     experiment_id = hook.get_or_create_experiment(experiment_name)
     ids = airflow_ids(context)
-    parent_id = get_or_create_parent_run(client, experiment_id, ids)
+    parent_id = get_or_create_parent_run(hook, experiment_id, ids)
     tags = {
-        "mlflow.parentRunId": parent_id,
-        TAG_KIND: "step",
+        TAG_PARENT_RUN: parent_id,
+        TAG_KIND: KIND_STEP,
         TAG_STEP: step,
         TAG_DAG_ID: ids["dag_id"],
         TAG_RUN_ID: ids["run_id"],
@@ -300,12 +282,12 @@ def step_run(
         tags[TAG_OL_RUN_ID] = ol_run_id
     environment, code_identity = _collect_environment(code_fn)
     tags.update(_identity_tags(environment, code_identity))
-    run = client.create_run(experiment_id, run_name=ids["task_id"], tags=tags)
-    _write_dag_run_manifest(client, parent_id, context)
-    _reconcile_parent(client, parent_id)  # back to RUNNING if an earlier step had closed it
-    record = StepRecord(step=step, mlflow_run_id=run.info.run_id, airflow=ids, code=code)
+    run = hook.create_run(experiment_id, ids["task_id"], tags)
+    _write_dag_run_manifest(hook, parent_id, context)
+    _reconcile_parent(hook, parent_id)  # back to RUNNING if an earlier step had closed it
+    record = StepRecord(step=step, mlflow_run_id=run.info.run_id, airflow=AirflowIds(**ids), code=code)
     record.environment, record.code_identity = environment, code_identity
-    current = StepRun(client, run.info.run_id, parent_id, record)
+    current = StepRun(hook, run.info.run_id, parent_id, record)
     current.experiment_id = str(experiment_id)
     current.tracking_uri = _safe_uri(hook)
     _attach(context, current)
@@ -357,10 +339,10 @@ def _identity_tags(environment: Mapping[str, Any] | None, code_identity: Mapping
 
 
 def _safe_uri(hook: MlflowHook) -> str | None:
-    from airflow_ml_provider.lineage.datasets import strip_credentials
+    from airflow_ml_provider.records.redaction import strip_credentials
 
     try:
-        return strip_credentials(hook.settings.tracking_uri)
+        return strip_credentials(hook.tracking_uri)
     except Exception:
         return None
 
@@ -377,15 +359,15 @@ def _attach(context: Context, current: StepRun) -> None:
 def _close(current: StepRun, status: str) -> None:
     current.record.recorded_at = datetime.now(timezone.utc).isoformat()
     try:
-        write_record(current.client, current.record)
+        write_step_record(current.hook, current.record)
         # The parent run holds the run manifest: one entry per step, so concurrent steps never collide.
-        current.client.log_dict(
+        current.hook.log_dict(
             current.parent_run_id,
             current.record.to_dict(),
-            f"{MANIFEST_DIR}/steps/{current.record.airflow['task_id']}.json",
+            manifest_step_artifact(current.record.airflow.task_id),
         )
-        current.client.set_terminated(current.run_id, status)
-        _reconcile_parent(current.client, current.parent_run_id)
+        current.hook.set_run_status(current.run_id, status)
+        _reconcile_parent(current.hook, current.parent_run_id)
     except Exception:
         if status == "FINISHED":
             raise

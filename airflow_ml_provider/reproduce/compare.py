@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from airflow_ml_provider.records.step_record import StepRecord
+from airflow_ml_provider.records.step_record import EvaluateResult, StepRecord
+from airflow_ml_provider.records.step_record import GateResult as GateStepResult
 
 IDENTICAL, WITHIN_TOLERANCE, DIFFERENT, NOT_RUN, REUSED, NOT_COMPARED, CHANGED = (
     "identical",
@@ -244,7 +245,7 @@ def compare_step(
     A step whose params were changed (``--set``: ``overridden``) is never identical: its outcome is
     ``changed by --set``. A model that could not be compared is ``not compared``, never identical.
     """
-    task_id = str(original.airflow.get("task_id"))
+    task_id = original.airflow.task_id
     overridden = dict(overridden or {})
     if reproduced is None:
         return StepComparison(task_id, original.step, NOT_RUN, overridden=overridden)
@@ -257,8 +258,7 @@ def compare_step(
         outputs.append({"role": role, "original": o.get("fingerprint"), "reproduced": new.get("fingerprint"),
                         "outcome": outcome})
     metrics = []
-    old_metrics = original.results.get("metrics") or {}
-    new_metrics = reproduced.results.get("metrics") or {}
+    old_metrics, new_metrics = _metrics(original), _metrics(reproduced)
     for name in sorted(set(old_metrics) | set(new_metrics)):
         a, b = old_metrics.get(name), new_metrics.get(name)
         delta, outcome = _metric_outcome(a, b, tolerance)
@@ -295,11 +295,20 @@ def compare_step(
     )
 
 
+def _metrics(record: StepRecord) -> Mapping[str, float]:
+    """The metrics an evaluate step recorded (other steps record none)."""
+    return record.results.metrics if isinstance(record.results, EvaluateResult) else {}
+
+
+def _verdict(record: StepRecord | None) -> GateStepResult | None:
+    return record.results if record is not None and isinstance(record.results, GateStepResult) else None
+
+
 def _verdict_status(record: StepRecord | None) -> str:
-    verdict = (record.results or {}).get("verdict") if record is not None else None
-    if not isinstance(verdict, Mapping):
+    gate = _verdict(record)
+    if gate is None:
         return "not run" if record is None else f"no verdict ({record.status})"
-    return "passed" if verdict.get("passed") is True else "failed"
+    return "passed" if gate.verdict.passed else "failed"
 
 
 def gate_results(original: Mapping[str, StepRecord], reproduced: Mapping[str, StepRecord]) -> list[GateResult]:
@@ -307,15 +316,14 @@ def gate_results(original: Mapping[str, StepRecord], reproduced: Mapping[str, St
     gates = []
     for task_id in sorted({t for steps in (original, reproduced) for t, r in steps.items() if r.step == "gate"}):
         new = reproduced.get(task_id)
-        verdict = (new.results or {}).get("verdict") if new is not None else None
-        checks = verdict.get("checks", []) if isinstance(verdict, Mapping) else []
+        gate = _verdict(new)
         gates.append(
             GateResult(
                 task_id=task_id,
                 original=_verdict_status(original.get(task_id)),
                 reproduced=_verdict_status(new),
-                model=(new.model or {}).get("uri") if new is not None else None,
-                failed_checks=[str(c.get("name")) for c in checks if not c.get("passed")],
+                model=new.model.uri if new is not None and new.model else None,
+                failed_checks=[c.name for c in gate.verdict.failures] if gate else [],
                 summary=new.error if new is not None else None,
             )
         )
@@ -365,7 +373,7 @@ def build_report(
             if old_pkgs.get(name) != new_pkgs.get(name):
                 drift[name] = [old_pkgs.get(name), new_pkgs.get(name)]
     train = next((r for r in reproduced_steps.values() if r.step == "train"), None)
-    version = str((train.model or {}).get("version")) if train and train.model else None
+    version = train.model.version if train and train.model else None
     metric_outcomes = [m["outcome"] for s in steps for m in s.metrics]
     reproduced = bool(metric_outcomes) and all(s.outcome in _REPRODUCED_OUTCOMES for s in steps)
     return ReproductionReport(

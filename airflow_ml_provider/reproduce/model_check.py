@@ -8,40 +8,44 @@ The I/O half of the model comparison (download, load, predict, hash); the decisi
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_ml_provider.exceptions import AirflowMLError
+from airflow_ml_provider.records.tags import TAG_TARGET
 from airflow_ml_provider.reproduce.compare import NOT_COMPARED, compare_model_files, compare_predictions
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
-
+    from airflow_ml_provider.hooks.mlflow import MlflowHook
     from airflow_ml_provider.records.step_record import StepRecord
 
 
-class _NotComparable(Exception):
+class _NotComparable(AirflowMLError):
     """The two models cannot be compared; the message says why and what to do."""
 
 
 def compare_models(
-    client: MlflowClient, original: StepRecord, reproduced: StepRecord, tolerance: float
+    hook: MlflowHook, original: StepRecord, reproduced: StepRecord, tolerance: float
 ) -> dict[str, Any]:
     """Predictions of both training steps' models on the original's recorded holdout, and their model files.
 
     Never raises: a model or holdout that cannot be read makes the result ``not compared`` with the reason,
     which the report never counts as identical.
     """
-    base = {"original": (original.model or {}).get("uri"), "reproduced": (reproduced.model or {}).get("uri")}
+    base = {
+        "original": original.model.uri if original.model else None,
+        "reproduced": reproduced.model.uri if reproduced.model else None,
+    }
     try:
         if not base["original"] or not base["reproduced"]:
             raise _NotComparable("a training record names no registered model version")
-        holdout_ref, x = _recorded_holdout(client, original)
-        with tempfile.TemporaryDirectory() as tmp:
-            first = _download(client, str(base["original"]), Path(tmp) / "original")
-            second = _download(client, str(base["reproduced"]), Path(tmp) / "reproduced")
-            predictions = compare_predictions(_outputs(first, x), _outputs(second, x), tolerance)
+        holdout_ref, x = _recorded_holdout(hook, original)
+        with (
+            hook.download_model(str(base["original"])) as first,
+            hook.download_model(str(base["reproduced"])) as second,
+        ):
+            predictions = compare_predictions(_outputs(hook, first, x), _outputs(hook, second, x), tolerance)
             files = compare_model_files(_model_file(first), _model_file(second))
     except _NotComparable as e:
         return {**base, "outcome": NOT_COMPARED, "error": str(e)}
@@ -50,7 +54,7 @@ def compare_models(
     return {**base, "holdout": holdout_ref, **predictions, "fingerprint": files}
 
 
-def _recorded_holdout(client: MlflowClient, record: StepRecord) -> tuple[str, Any]:
+def _recorded_holdout(hook: MlflowHook, record: StepRecord) -> tuple[str, Any]:
     """The holdout the original training wrote (verified by fingerprint) as the model's feature frame."""
     from airflow_ml_provider.data.datasets import DatasetError, read_verified
     from airflow_ml_provider.model import reference as models
@@ -64,9 +68,12 @@ def _recorded_holdout(client: MlflowClient, record: StepRecord) -> tuple[str, An
         ref, frame = read_verified(entry, "recorded holdout")
     except DatasetError as e:
         raise _NotComparable(f"{e} (the models are scored on the original holdout; restore it to compare)") from None
-    model = record.model or {}
-    version = client.get_model_version(str(model.get("name")), str(model.get("version")))
-    target = version.tags.get(models.TAG_TARGET) or record.params.get("target_column")
+    if record.model is None:
+        raise _NotComparable(f"the training record of {record.mlflow_run_id} names no registered model version")
+    version = hook.model_version(record.model.name, record.model.version)
+    if version is None:
+        raise _NotComparable(f"the original model {record.model.uri} is no longer in the registry")
+    target = version.tags.get(TAG_TARGET) or record.params.get("target_column")
     columns = models.feature_columns(version) or [c for c in frame.columns if c != target]
     missing = [c for c in columns if c not in frame.columns]
     if missing:
@@ -74,26 +81,9 @@ def _recorded_holdout(client: MlflowClient, record: StepRecord) -> tuple[str, An
     return ref.uri, frame[columns]
 
 
-def _download(client: MlflowClient, model_uri: str, into: Path) -> Path:
-    """The model's files, from ``client``'s store (not whatever the fluent API points at)."""
-    import mlflow
-
-    into.mkdir(parents=True)
-    return Path(
-        mlflow.artifacts.download_artifacts(
-            artifact_uri=model_uri,
-            dst_path=str(into),
-            tracking_uri=client.tracking_uri,
-            registry_uri=getattr(client, "_registry_uri", None),
-        )
-    )
-
-
-def _outputs(local: Path, x: Any) -> dict[str, Any]:
+def _outputs(hook: MlflowHook, local: Path, x: Any) -> dict[str, Any]:
     """``predict`` and, for a classifier, ``predict_proba`` on the holdout rows."""
-    from airflow_ml_provider.model.reference import load_model
-
-    model = load_model(str(local))
+    model = hook.load_model(str(local))
     out = {"predict": model.predict(x)}
     if callable(getattr(model, "predict_proba", None)):
         out["predict_proba"] = model.predict_proba(x)

@@ -134,7 +134,7 @@ class AirflowApiRunner:
         if self.username and self.password is None:
             raise AirflowAuthenticationError(
                 f"a user name ({self.username!r}) but no password for {self.url}: pass --airflow-password "
-                "or set AIRFLOW_ML_AIRFLOW_PASSWORD"
+                "or set [ml_provider] airflow_password (AIRFLOW__ML_PROVIDER__AIRFLOW_PASSWORD)"
             )
 
     # -- HTTP ---------------------------------------------------------------------------------------
@@ -185,7 +185,7 @@ class AirflowApiRunner:
         if status == 401:
             raise AirflowAuthenticationError(
                 f"authentication failed at {self.url}: the deployment rejected user {self.username!r} and its "
-                "password (check --airflow-user/--airflow-password or AIRFLOW_ML_AIRFLOW_USER/PASSWORD)"
+                "password (check --airflow-user/--airflow-password or [ml_provider] airflow_user/airflow_password)"
             )
         if status == 404:
             raise AirflowAuthenticationError(
@@ -209,7 +209,7 @@ class AirflowApiRunner:
                 f"user {self.username!r}'s token was rejected"
                 if self.username
                 else "it requires credentials: pass --airflow-user and --airflow-password (or set "
-                "AIRFLOW_ML_AIRFLOW_USER / AIRFLOW_ML_AIRFLOW_PASSWORD)"
+                "[ml_provider] airflow_user and airflow_password)"
             )
             raise AirflowAuthenticationError(f"authentication failed at {self.url}: {how}")
         if status == 403:

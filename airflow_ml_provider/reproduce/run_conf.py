@@ -16,10 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_ml_provider.exceptions import AirflowMLError
+
 CONF_KEY = "airflow_ml"
 
 
-class ReproductionConfError(ValueError):
+class ReproductionConfError(AirflowMLError, ValueError):
     pass
 
 

@@ -20,7 +20,7 @@ from airflow_ml_provider.reproduce.original import (
 from airflow_ml_provider.reproduce.run_conf import CONF_KEY
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
+    from airflow_ml_provider.hooks.mlflow import MlflowHook
 
 
 class RawDataChanged(ReproductionError):
@@ -150,12 +150,12 @@ def _load_dag(dag_id: str, dags_folder: str | None) -> Any:
     return dag
 
 
-def _new_parent_run(client: MlflowClient, experiment_id: str, dag_id: str, run_id: str, hint: str = "") -> str:
-    from airflow_ml_provider.records.step_run import TAG_DAG_ID, TAG_KIND, TAG_RUN_ID
+def _new_parent_run(hook: MlflowHook, experiment_id: str, dag_id: str, run_id: str, hint: str = "") -> str:
+    from airflow_ml_provider.records.tags import KIND_DAG_RUN, TAG_DAG_ID, TAG_KIND, TAG_RUN_ID
 
-    runs = client.search_runs(
+    runs = hook.search_runs(
         [experiment_id],
-        filter_string=f"tags.`{TAG_KIND}` = 'dag_run' and tags.`{TAG_DAG_ID}` = '{dag_id}' "
+        f"tags.`{TAG_KIND}` = '{KIND_DAG_RUN}' and tags.`{TAG_DAG_ID}` = '{dag_id}' "
         f"and tags.`{TAG_RUN_ID}` = '{run_id}'",
     )
     if not runs:
@@ -164,29 +164,29 @@ def _new_parent_run(client: MlflowClient, experiment_id: str, dag_id: str, run_i
 
 
 def reproduce(
-    client: MlflowClient, request: ReproductionRequest, runner: DagRunner | None = None
+    hook: MlflowHook, request: ReproductionRequest, runner: DagRunner | None = None
 ) -> ReproductionReport:
     """Verify, re-run, compare. Raises ReproductionError before running on bad input.
 
     ``runner`` decides where the DAG runs: by default locally with ``dag.test()`` (``LocalRunner``), or
     e.g. through a deployment's REST API (``airflow_ml_provider.reproduce.remote.AirflowApiRunner``).
-    Either way the reproduced run's step records are read back from ``client``'s MLflow store.
+    Either way the reproduced run's step records are read back from ``hook``'s MLflow store.
     """
-    ref = resolve_target(client, request.target)
-    parent = parent_run_of_version(client, ref)
-    recorded = load_recorded_run(client, parent)
+    ref = resolve_target(hook, request.target)
+    parent = parent_run_of_version(hook, ref)
+    recorded = load_recorded_run(hook, parent)
     raw_inputs = verify_raw_inputs(recorded)
     runner = runner or LocalRunner(request.dags_folder)
     dag = runner.load_dag(recorded.dag_id)
     conf = reproduction_conf(recorded, request, ref.uri, dag)
 
     run_id = runner.run(recorded.dag_id, conf)
-    experiment_id = client.get_run(parent).info.experiment_id
-    new_parent = _new_parent_run(client, experiment_id, recorded.dag_id, run_id, runner.no_records_hint(run_id))
-    reproduced = load_recorded_run(client, new_parent)
+    experiment_id = hook.get_run(parent).info.experiment_id
+    new_parent = _new_parent_run(hook, experiment_id, recorded.dag_id, run_id, runner.no_records_hint(run_id))
+    reproduced = load_recorded_run(hook, new_parent)
     reused = sorted(conf[CONF_KEY]["reuse"])
     model_comparisons = {
-        task_id: compare_models(client, record, reproduced.steps[task_id], request.tolerance)
+        task_id: compare_models(hook, record, reproduced.steps[task_id], request.tolerance)
         for task_id, record in recorded.steps.items()
         if record.step == "train" and task_id not in reused and task_id in reproduced.steps
     }

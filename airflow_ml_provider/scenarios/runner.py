@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_ml_provider.exceptions import AirflowMLError
+from airflow_ml_provider.records.json_safe import json_safe, short_text
 from airflow_ml_provider.scenarios.spec import (
     Equals,
     Expectation,
@@ -175,7 +177,7 @@ class ScenarioRunReport:
 # --------------------------------------------------------------------------------------------------
 
 
-class _CannotJudge(Exception):
+class _CannotJudge(AirflowMLError):
     """The scenario could not be evaluated (bad input or unusable output); carries the reason."""
 
     def __init__(self, reason: str, predictions: tuple[Any, ...] = ()) -> None:
@@ -220,11 +222,6 @@ def _check_feature_columns(feature_columns: Sequence[str] | None) -> tuple[str, 
     return columns
 
 
-def _clip(text: str) -> str:
-    """Keep exception messages from flooding reports and XCom."""
-    return text if len(text) <= _MAX_MESSAGE_CHARS else text[: _MAX_MESSAGE_CHARS - 1] + "…"
-
-
 def _run_one(
     scenario: Scenario,
     predict: Callable[[pandas.DataFrame], Sequence[Any]],
@@ -239,8 +236,8 @@ def _run_one(
         return ScenarioResult(scenario.name, passed, reason, recorded, None)
     except _CannotJudge as exc:
         return ScenarioResult(scenario.name, False, exc.reason, exc.predictions, exc.reason)
-    except Exception as exc:  # noqa: BLE001 - a raising scenario is a failure, never a crash
-        message = _clip(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    except Exception as exc:  # a raising scenario is a failure, never a crash
+        message = short_text(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, _MAX_MESSAGE_CHARS)
         return ScenarioResult(scenario.name, False, f"scenario raised {message}", (), message)
 
 
@@ -303,7 +300,7 @@ def _normalise_output(output: Any, expected_count: int) -> tuple[list[Any], tupl
             bad = (index, item)
         values.append(value)
         if len(recorded) < MAX_RECORDED_PREDICTIONS:
-            recorded.append(_json_safe(value))
+            recorded.append(json_safe(value))  # NaN and infinities as null: the reason keeps the detail
     prefix = tuple(recorded)
 
     if len(values) != expected_count:
@@ -335,13 +332,6 @@ def _to_python_scalar(item: Any, np: Any, pd: Any) -> tuple[bool, Any]:
     if isinstance(item, (np.datetime64, np.timedelta64)) and np.isnat(item):
         return True, None
     return False, None
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities are not JSON: record them as null (the reason text keeps the detail)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _same(prediction: Any, expected: Any) -> bool:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from airflow_ml_provider.exceptions import AirflowMLError
+
 __all__ = [
     "EXPECTATION_KINDS",
     "Equals",
@@ -43,7 +45,7 @@ _SUFFIXES: dict[str, str] = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
 Scalar = str | int | float | bool
 
 
-class ScenarioFileError(ValueError):
+class ScenarioFileError(AirflowMLError, ValueError):
     """A scenario file is missing or malformed; the message names the file and the exact place.
 
     A ``ValueError`` so callers that already treat bad configuration as ``ValueError`` keep working.
@@ -190,7 +192,7 @@ def load_scenarios(path: str | os.PathLike[str]) -> ScenarioSuite:
     return ScenarioSuite(path=where, scenarios=scenarios, fingerprint=hashlib.sha256(raw).hexdigest())
 
 
-class _DuplicateKey(Exception):
+class _DuplicateKey(AirflowMLError):
     """Raised from the JSON object hook; turned into a ScenarioFileError by the caller."""
 
 
@@ -220,7 +222,7 @@ def _parse_yaml(text: str, where: str) -> Any:
     import yaml
 
     try:
-        return yaml.load(text, Loader=_strict_yaml_loader())  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_strict_yaml_loader())  # a SafeLoader subclass: safe
     except yaml.MarkedYAMLError as exc:
         parts = [p for p in (exc.context, exc.problem) if p]
         problem = "; ".join(parts) or "parse error"

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_ml_provider.records.tags import TAG_GATE_FINGERPRINT, TAG_GATE_RUN, TAG_GATE_STATUS, VERDICT_ARTIFACT
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -16,12 +18,6 @@ if TYPE_CHECKING:
     from airflow_ml_provider.hooks.mlflow import MlflowHook
     from airflow_ml_provider.lineage.datasets import LineageDataset
     from airflow_ml_provider.model.reference import ModelRef
-
-# Model version tags written with the verdict, read by PromoteModelOperator.
-TAG_GATE_STATUS = "airflow_ml.gate.status"
-TAG_GATE_RUN = "airflow_ml.gate.run_id"
-TAG_GATE_FINGERPRINT = "airflow_ml.gate.model_fingerprint"
-VERDICT_ARTIFACT = "airflow_ml/verdict.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -328,7 +324,7 @@ class ModelGateSensor(BaseSensorOperator):
 
     def _scenario_names(self) -> tuple[tuple[str, ...], list[str]]:
         """Every scenario of the scenario file (all required), or the problem loading it."""
-        from airflow_ml_provider.scenarios import load_scenarios
+        from airflow_ml_provider.scenarios.spec import load_scenarios
 
         if not self.scenarios:
             return (), []
@@ -343,7 +339,7 @@ class ModelGateSensor(BaseSensorOperator):
 
         try:
             return gather(
-                hook.get_client(),
+                hook,
                 ref,
                 verify_artifact=self.verify_artifact,
                 champion_alias=self.champion_alias if needs_champion(policy) else None,
@@ -402,31 +398,27 @@ class ModelGateSensor(BaseSensorOperator):
         its record's error (so the DAG run's parent run is FAILED too), the verdict still recorded in full.
         """
         from airflow_ml_provider.operators.base import resolve_experiment
+        from airflow_ml_provider.records.step_record import GateResult, RecordedModel
         from airflow_ml_provider.records.step_run import step_run
 
         try:
             with step_run(
                 hook, resolve_experiment(self.experiment_name, hook, context), context, "gate", None
             ) as run:
-                run.record.model = {
-                    "name": ref.name,
-                    "version": ref.version,
-                    "uri": ref.uri,
-                    "fingerprint": verdict.subject.model_fingerprint,
-                }
-                run.record.results = {"verdict": verdict.to_dict()}
+                run.record.model = RecordedModel(
+                    name=ref.name, version=ref.version, uri=ref.uri, fingerprint=verdict.subject.model_fingerprint
+                )
+                run.record.results = GateResult(verdict)
                 run.log_dict(verdict.to_dict(), VERDICT_ARTIFACT)
                 run.log_metrics(
                     {"gate_passed": float(verdict.passed), "gate_failed_checks": len(verdict.failures)}
                 )
-                client = hook.get_client()
                 tags = {
                     TAG_GATE_STATUS: "passed" if verdict.passed else "failed",
                     TAG_GATE_RUN: run.run_id,
                     TAG_GATE_FINGERPRINT: verdict.subject.model_fingerprint or "",
                 }
-                for key, value in tags.items():
-                    client.set_model_version_tag(ref.name, ref.version, key, value)
+                hook.set_model_version_tags(ref.name, ref.version, tags)
                 if not verdict.passed:
                     run.fail(verdict.summary())
         except Exception as e:

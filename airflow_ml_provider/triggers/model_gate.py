@@ -11,7 +11,9 @@ worker, decides and records the verdict exactly as a poke does. It fires with
 - ``{"status": "error"}`` when MLflow cannot be read (the gate decides on that, failing closed).
 
 Credentials: the trigger talks to ``tracking_uri`` with the triggerer's environment
-(``MLFLOW_TRACKING_USERNAME``/``_PASSWORD``/``_TOKEN``), never with secrets in its kwargs.
+(``MLFLOW_TRACKING_USERNAME``/``_PASSWORD``/``_TOKEN``), never with secrets in its kwargs. Each trigger
+has its own :class:`~airflow_ml_provider.hooks.mlflow.MlflowHook` (URIs, HTTP bounds) and changes no
+process-wide MLflow state, so one triggerer serves gates of several connections.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_ml_provider.parsing import parse_time, utc_now
+
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
+    from airflow_ml_provider.hooks.mlflow import MlflowHook
 
 CLASSPATH = "airflow_ml_provider.triggers.model_gate.ModelGateTrigger"
 
@@ -76,7 +80,7 @@ class ModelGateTrigger(BaseTrigger):
         self.http_request_timeout = http_request_timeout
         self.http_request_max_retries = http_request_max_retries
         self.http_request_backoff_factor = http_request_backoff_factor
-        self._client: MlflowClient | None = None
+        self._hook: MlflowHook | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -104,15 +108,14 @@ class ModelGateTrigger(BaseTrigger):
     def _deadline(self) -> datetime | None:
         if not self.deadline:
             return None
-        moment = datetime.fromisoformat(self.deadline.replace("Z", "+00:00"))
-        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return parse_time(self.deadline, "ModelGateTrigger deadline")  # the sensor writes it with its offset
 
     def check(self) -> tuple[str, ...]:
         """Blocking: the evidence steps still worth waiting for (empty: decide now)."""
         from airflow_ml_provider.gate.gather import gather, waiting_for, with_scenarios
         from airflow_ml_provider.model.reference import ModelRef
 
-        if self._client is None:
+        if self._hook is None:
             from airflow_ml_provider.hooks.mlflow import MlflowHook, MlflowSettings
 
             bounds: dict[str, Any] = {
@@ -125,14 +128,13 @@ class ModelGateTrigger(BaseTrigger):
                 if value is not None
             }
             settings = dataclasses.replace(MlflowSettings(self.tracking_uri, self.registry_uri, None), **bounds)
-            # The triggerer serves many gates: leave MLflow's global URIs alone. The HTTP bounds are
-            # process-wide all the same (MLflow reads only variables): the last gate to start sets them.
-            hook = MlflowHook.for_settings(settings, f"gate trigger of {self.uri}")
-            self._client = hook.get_client(point_fluent_api=False)
+            # One hook per trigger: its own URIs and HTTP bounds, and nothing process-wide changed, so
+            # the gates of many connections share one triggerer (see hooks._client for the bounds' limit).
+            self._hook = MlflowHook.for_settings(settings, f"gate trigger of {self.uri}")
         policy = with_scenarios(self.policy, self.scenario_names)
         # Completeness only: the artifact is verified and the champion checked by the decision on the worker.
-        gathered = gather(self._client, ModelRef(self.model_name, self.model_version), verify_artifact=False)
-        return waiting_for(policy, gathered, datetime.now(timezone.utc))
+        gathered = gather(self._hook, ModelRef(self.model_name, self.model_version), verify_artifact=False)
+        return waiting_for(policy, gathered, utc_now())
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         deadline = self._deadline()
@@ -149,7 +151,7 @@ class ModelGateTrigger(BaseTrigger):
                 self.log.info("Evidence for %s is complete after %d check(s)", self.uri, checks)
                 yield TriggerEvent({"status": "ready", "checks": checks, "missing": list(missing)})
                 return
-            now = datetime.now(timezone.utc)
+            now = utc_now()
             if deadline is not None and now >= deadline:
                 yield TriggerEvent(
                     {

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DAGS, RAW_URI, STATE, read_events, run_dag
+from tests.support import DAGS, RAW_URI, STATE, champion, read_events, run_dag
 
 DAG_ID = "breast_cancer_retrain"
 MODEL = "breast_cancer_classifier"
@@ -28,12 +28,6 @@ def task_states(run_id: str) -> dict[str, str]:
 
 def versions(client: Any) -> list[int]:
     return sorted(int(v.version) for v in client.search_model_versions(f"name = '{MODEL}'"))
-
-
-def champion(client: Any) -> str | None:
-    from airflow_ml_provider.model.reference import current_alias_version
-
-    return current_alias_version(client, MODEL, "champion")
 
 
 def task_events(run_id: str, event_type: str) -> dict[str, dict[str, Any]]:
@@ -62,7 +56,7 @@ def test_good_data_promotes_a_version(good_run: Any, mlflow_client: Any) -> None
         ["featurize", "train", "evaluate", "simulate", "gate", "promote", "predict"], "success"
     )
     latest = versions(mlflow_client)[-1]
-    assert champion(mlflow_client) == str(latest)
+    assert champion(mlflow_client, MODEL) == str(latest)
     version = mlflow_client.get_model_version(MODEL, str(latest))
     assert version.tags["airflow.dag_id"] == DAG_ID
     assert version.tags["airflow.run_id"] == good_run.run_id
@@ -144,14 +138,14 @@ def test_failing_scenario_blocks_the_gate(good_run: Any, mlflow_client: Any, tmp
     doc["scenarios"][0]["expect"] = {"equals": 0}  # typical benign case "must" be malignant: impossible
     scenarios = tmp_path / "scenarios.yaml"
     scenarios.write_text(yaml.safe_dump(doc))
-    champion_before = champion(mlflow_client)
+    champion_before = champion(mlflow_client, MODEL)
 
     run = run_dag(DAG_ID, {"raw_uri": str(RAW_URI), "scenarios": str(scenarios)})
 
     states = task_states(run.run_id)
     assert states["simulate"] == "success" and states["evaluate"] == "success"
     assert states["gate"] == "failed" and states["promote"] == "upstream_failed"
-    assert champion(mlflow_client) == champion_before
+    assert champion(mlflow_client, MODEL) == champion_before
     blocked = mlflow_client.get_model_version(MODEL, str(versions(mlflow_client)[-1]))
     assert blocked.tags["airflow_ml.gate.status"] == "failed"
     verdict = gate_verdict(mlflow_client, blocked)
@@ -161,13 +155,13 @@ def test_failing_scenario_blocks_the_gate(good_run: Any, mlflow_client: Any, tmp
 
 
 def test_metric_below_threshold_blocks_the_gate(good_run: Any, mlflow_client: Any) -> None:
-    champion_before = champion(mlflow_client)
+    champion_before = champion(mlflow_client, MODEL)
 
     run = run_dag(DAG_ID, {"raw_uri": str(RAW_URI), "min_accuracy": 0.999})
 
     states = task_states(run.run_id)
     assert states["gate"] == "failed" and states["promote"] == "upstream_failed"
-    assert champion(mlflow_client) == champion_before
+    assert champion(mlflow_client, MODEL) == champion_before
     blocked = mlflow_client.get_model_version(MODEL, str(versions(mlflow_client)[-1]))
     verdict = gate_verdict(mlflow_client, blocked)
     failed = {c["name"]: c["reason"] for c in verdict["checks"] if not c["passed"]}
@@ -190,7 +184,7 @@ def test_status_command_explains_why_the_latest_version_was_not_promoted(
 
     out = capsys.readouterr().out
     latest = versions(mlflow_client)[-1]
-    assert f"alias 'champion' -> {champion(mlflow_client)}" in out
+    assert f"alias 'champion' -> {champion(mlflow_client, MODEL)}" in out
     assert f"Latest version {latest} was not promoted; gate: failed." in out
     assert "FAILED metric:accuracy:threshold: accuracy" in out
 

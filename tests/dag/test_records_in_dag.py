@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import EVENTS, RAW_URI, ROOT
+from tests.support import EVENTS, RAW_URI, ROOT
 
 DAGS_FOLDER = Path(__file__).parent / "dags"
 MODEL = "records_model"

@@ -17,8 +17,8 @@ import pytest
 from blake3 import blake3
 
 from airflow_ml_provider.data.datasets import find_by_fingerprint, open_dataset
-from tests.conftest import RAW_URI, run_dag
 from tests.dag.test_breast_cancer_retrain import DAG_ID, task_events, task_states
+from tests.support import RAW_URI, run_dag
 
 pytestmark = pytest.mark.dag
 ENV = "AIRFLOW__ML_PROVIDER__ARTIFACT_ROOT"
@@ -33,7 +33,7 @@ def remote_root(request: pytest.FixtureRequest) -> Iterator[str]:
     if request.param == "s3":
         pytest.importorskip("moto.server", reason="moto[server] is not installed (dev extra)")
         pytest.importorskip("s3fs", reason="s3fs is not installed (dev extra)")
-        from tests.unit.test_datasets_fsspec import moto_s3
+        from tests.support import moto_s3
 
         with moto_s3(BUCKET):
             os.environ[ENV] = f"s3://{BUCKET}/ml-{unique}"

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import STATE
+from tests.support import STATE
 
 DAG_ID = "breast_cancer_retrain"
 pytestmark = pytest.mark.dag

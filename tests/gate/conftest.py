@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DAGS
-from tests.support import make_context
+from tests.support import DAGS, champion, make_context
 
 HERE = Path(__file__).parent
 EXAMPLE = DAGS / "breast_cancer"
@@ -106,12 +105,6 @@ def recorded_verdict(client: Any, model: str, version: str) -> dict[str, Any] | 
         return None
     with tempfile.TemporaryDirectory() as tmp:
         return json.loads(Path(client.download_artifacts(run_id, "airflow_ml/verdict.json", tmp)).read_text())
-
-
-def champion(client: Any, model: str = MODEL) -> str | None:
-    from airflow_ml_provider.model.reference import current_alias_version
-
-    return current_alias_version(client, model, "champion")
 
 
 def promote(model: str, version: str) -> Any:
@@ -201,7 +194,7 @@ def baseline(airflow_db: Path, raw_data: Path, mlflow_client: Any) -> Baseline:
     outcome = run_gate(mlflow_client, MODEL, version)
     assert outcome.passed, outcome.message
     promote(MODEL, version)
-    assert champion(mlflow_client) == version
+    assert champion(mlflow_client, MODEL) == version
     return Baseline(mlflow_client, features, trained, version, features["mlflow_run_id"])
 
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.gate.conftest import Baseline, champion, recorded_verdict, simulate
+from tests.gate.conftest import Baseline, recorded_verdict, simulate
+from tests.support import ROOT, champion
 
 DAGS_FOLDER = Path(__file__).parent / "dags"
 MODEL = "gate_dag_modes"

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import RAW_URI
 from tests.gate.conftest import (
     EXPERIMENT,
     MODEL,
@@ -31,6 +30,7 @@ from tests.gate.conftest import (
     run_gate,
     simulate,
 )
+from tests.support import RAW_URI, champion, read_record, write_record
 
 
 def test_control_candidate_passes(baseline: Baseline) -> None:
@@ -119,7 +119,7 @@ def _featurize(baseline: Baseline, **suites: str) -> str:
     """Run FeaturizeOperator, expecting it to refuse the suite; returns its (failed) MLflow run id."""
     from airflow_ml_provider.data.expectations import ExpectationSuiteError
     from airflow_ml_provider.operators.featurize import FeaturizeOperator
-    from airflow_ml_provider.records.step_run import TAG_STEP
+    from airflow_ml_provider.records.tags import TAG_STEP
     from tests.example import transform
 
     ctx = context("featurize")
@@ -164,20 +164,15 @@ def test_expectation_suite_with_no_expectations(baseline: Baseline, assert_block
 
 def test_recorded_suite_with_no_expectations(baseline: Baseline, assert_blocked: Any) -> None:
     """Defence in depth: a featurize record (from any producer) whose suite result is empty."""
-    from airflow_ml_provider.gate.gather import read_record
-    from airflow_ml_provider.records.step_record import StepRecord, write_record
 
-    record = read_record(baseline.client, baseline.featurize_run).to_dict()
-    for report in record["results"]["expectations"]:
-        if report["role"] == "features":
-            report["results"] = []
-    experiment = baseline.client.get_experiment_by_name(EXPERIMENT).experiment_id
-    run = baseline.client.create_run(experiment, tags={"airflow_ml.step": "featurize"})
-    record["mlflow_run_id"] = run.info.run_id
-    write_record(baseline.client, StepRecord.from_dict(record))
-    baseline.client.set_terminated(run.info.run_id, "FINISHED")
+    def empty_features_suite(record: dict[str, Any]) -> None:
+        for report in record["results"]["expectations"]:
+            if report["role"] == "features":
+                report["results"] = []
+
+    run_id = _copy_record(baseline, baseline.featurize_run, "featurize", empty_features_suite)
     version = baseline.candidate()
-    baseline.client.set_model_version_tag(MODEL, version, "airflow_ml.evidence.featurize", run.info.run_id)
+    baseline.client.set_model_version_tag(MODEL, version, "airflow_ml.evidence.featurize", run_id)
 
     outcome = run_gate(baseline.client, MODEL, version)
 
@@ -190,6 +185,45 @@ def test_recorded_suite_with_no_expectations(baseline: Baseline, assert_blocked:
     [reason] = outcome.failures[name]
     assert reason.startswith("suite 'breast_cancer_features' on ")
     assert reason.endswith("has no expectations: an empty suite proves nothing")
+    assert_blocked(version)
+
+
+def _copy_record(baseline: Baseline, run_id: str, step: str, edit: Any) -> str:
+    """A finished run of ``step`` holding ``run_id``'s record JSON after ``edit(record)``; returns its id."""
+    record = read_record(baseline.client, run_id).to_dict()
+    edit(record)
+    experiment = baseline.client.get_experiment_by_name(EXPERIMENT).experiment_id
+    run = baseline.client.create_run(experiment, tags={"airflow_ml.step": step})
+    record["mlflow_run_id"] = run.info.run_id
+    write_record(baseline.client, record)
+    baseline.client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
+
+
+@pytest.mark.parametrize(
+    ("edit", "names"),
+    [
+        (lambda r: r["results"].update(metrix={}), "results has unknown keys 'metrix'"),
+        (lambda r: r["results"]["metrics"].update(accuracy="0.97"), "results.metrics['accuracy'] must be a number"),
+        (lambda r: r["results"].pop("holdout_fingerprint"), "results is missing 'holdout_fingerprint'"),
+        (lambda r: r.update(recorded_at="2026-01-01T00:00:00"), "recorded_at must be timezone-aware"),
+    ],
+    ids=["unknown-key", "wrong-type", "missing-field", "naive-time"],
+)
+def test_malformed_step_record(baseline: Baseline, assert_blocked: Any, edit: Any, names: str) -> None:
+    """A record that does not parse strictly is a named problem (which run, which field, what to do): fail closed."""
+    version = baseline.candidate()
+    tags = baseline.client.get_model_version(MODEL, version).tags
+    bad = _copy_record(baseline, tags["airflow_ml.evidence.evaluate"], "evaluate", edit)
+    baseline.client.set_model_version_tag(MODEL, version, "airflow_ml.evidence.evaluate", bad)
+
+    outcome = run_gate(baseline.client, MODEL, version)
+
+    assert not outcome.passed
+    [problem] = outcome.failures["evidence:problem"]
+    assert problem.startswith(f"evaluate evidence unreadable: step record of MLflow run {bad} does not parse: ")
+    assert names in problem and problem.endswith("run the step that wrote it again to record it anew.")
+    assert set(outcome.failures) == {"evidence:problem", "evidence:evaluation"}  # no evaluation evidence at all
     assert_blocked(version)
 
 
@@ -211,7 +245,7 @@ def test_suite_file_with_unknown_expectation_type(baseline: Baseline, assert_blo
 
 
 def test_malformed_scenario_file(baseline: Baseline, assert_blocked: Any, tmp_path: Path) -> None:
-    from airflow_ml_provider.scenarios import ScenarioFileError
+    from airflow_ml_provider.scenarios.spec import ScenarioFileError
 
     malformed = tmp_path / "scenarios.yaml"
     malformed.write_text("scenarios:\n- name: typical_benign\n  rows: not-a-list\n  expect: {equals: 1}\n")
@@ -287,9 +321,7 @@ def test_champion_alias_to_a_deleted_version(baseline: Baseline, assert_blocked:
     after = baseline.candidate(model)  # evaluated against champion `first`
     baseline.client.delete_model_version(model, first)
 
-    from airflow_ml_provider.model.reference import current_alias_version
-
-    assert current_alias_version(baseline.client, model, "champion") is None, "MLflow removed the alias"
+    assert champion(baseline.client, model) is None, "MLflow removed the alias"
     outcome = run_gate(baseline.client, model, after)
     assert not outcome.passed
     assert outcome.failures == {

@@ -93,7 +93,7 @@ def test_reschedule_mode_frees_the_slot_while_waiting_then_decides(baseline: Bas
 
 
 def _trigger(version: str, **kwargs: Any) -> Any:
-    from airflow_ml_provider.scenarios import load_scenarios
+    from airflow_ml_provider.scenarios.spec import load_scenarios
     from airflow_ml_provider.triggers.model_gate import ModelGateTrigger
 
     kwargs.setdefault("tracking_uri", baseline_uri())

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
 from tests.gate.conftest import Baseline, context, gate, recorded_verdict
+from tests.support import ROOT
 
 HEADER = """
 from airflow.sdk import DAG

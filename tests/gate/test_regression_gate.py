@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import STATE
-from tests.gate.conftest import champion, recorded_verdict
+from tests.gate.conftest import recorded_verdict
 from tests.gate.test_dags import DagRun
+from tests.support import STATE, champion
 
 MODEL = "diabetes_regressor"
 ALL_TASKS = ("featurize", "train", "evaluate", "simulate", "gate", "promote")

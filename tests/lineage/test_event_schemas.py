@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import EVENTS, RAW_URI, read_events, run_dag
 from tests.lineage import spec
+from tests.support import EVENTS, RAW_URI, read_events, run_dag
+
+pytestmark = pytest.mark.spec  # all but two tests here validate against ../shared/openlineage-spec
 
 DAG_ID = "breast_cancer_retrain"
 MAX_EVENT_BYTES = 64 * 1024

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DAGS, EVENTS, RAW_URI, run_dag
-from tests.unit.test_lineage_facets import facet_errors
+from tests.lineage.spec import facet_errors
+from tests.support import DAGS, EVENTS, RAW_URI, run_dag
 
 DAG_ID = "breast_cancer_retrain"
 MODEL = "breast_cancer_classifier"
@@ -111,6 +111,7 @@ def run_facets(event: dict[str, Any]) -> dict[str, Any]:
 # --- the good run --------------------------------------------------------------------------------------
 
 
+@pytest.mark.spec
 def test_every_step_carries_mlflow_environment_and_hardware(good: Run, mlflow_client: Any) -> None:
     from airflow_ml_provider.records.environment import installed_packages_digest
 
@@ -209,6 +210,7 @@ def test_evaluation_scenarios_verdict_and_promotion(good: Run, mlflow_client: An
     assert promotion["modelVersion"] == promotion["aliasVersion"] == version
 
 
+@pytest.mark.spec
 def test_raw_input_carries_the_raw_suite_as_assertions(good: Run) -> None:
     suite = json.loads((DAGS / "breast_cancer" / "raw_suite.json").read_text())
     features_suite = json.loads((DAGS / "breast_cancer" / "features_suite.json").read_text())

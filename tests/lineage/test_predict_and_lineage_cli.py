@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import RAW_URI, STATE, read_events, run_dag
+from tests.support import RAW_URI, STATE, read_events, run_dag
 
 DAG_ID = "breast_cancer_retrain"
 MODEL = "breast_cancer_classifier"

@@ -14,7 +14,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from airflow_ml_provider.records.step_record import StepRecord, read_record
+from airflow_ml_provider.records.step_record import StepRecord
+from tests.support import read_record
 
 
 def unique(prefix: str) -> str:

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import DAGS
 from tests.operators._support import unique
-from tests.support import make_context
+from tests.support import DAGS, make_context
 
 EXAMPLE = DAGS / "breast_cancer"
 RAW_SUITE = EXAMPLE / "raw_suite.json"

@@ -14,10 +14,11 @@ import pandas as pd
 import pytest
 
 from airflow_ml_provider.data.datasets import DatasetError, write_frame
-from airflow_ml_provider.model import reference as models
+from airflow_ml_provider.hooks.mlflow import MlflowHook
 from airflow_ml_provider.model.metrics import CLASSIFICATION_METRICS, UnknownMetricError
 from airflow_ml_provider.model.reference import ModelReferenceError
 from airflow_ml_provider.operators.evaluate import EvaluateOperator
+from airflow_ml_provider.records.tags import evidence_tag
 from tests.operators._support import assert_step_failed, assert_step_succeeded, the_step_run
 from tests.support import make_context
 
@@ -39,7 +40,7 @@ def assert_not_evidence(client: Any, trained: dict[str, Any], context: dict[str,
     result = trained["result"]
     tags = client.get_model_version(result["model_name"], result["version"]).tags
     failed_run = the_step_run(client, context).info.run_id
-    assert tags.get(models.evidence_tag("evaluate")) != failed_run
+    assert tags.get(evidence_tag("evaluate")) != failed_run
 
 
 def constant_score(y_true: Any, y_pred: Any) -> float:
@@ -163,7 +164,7 @@ def test_metrics_match_sklearn_and_bind_evidence(trained: dict[str, Any], client
     out = op.execute(context)
 
     holdout = pd.read_parquet(Path(result["holdout"]["uri"].removeprefix("file://")))
-    model = models.load_model(result["model_uri"])
+    model = MlflowHook(tracking_uri=client.tracking_uri).load_model(result["model_uri"])
     x, y = holdout.drop(columns=["target"]), holdout["target"]
     predicted, proba = model.predict(x), model.predict_proba(x)
     score = proba[:, 1]
@@ -178,5 +179,5 @@ def test_metrics_match_sklearn_and_bind_evidence(trained: dict[str, Any], client
     assert out["metrics"] == pytest.approx(expected, abs=1e-12)
     record = assert_step_succeeded(client, context)
     tags = client.get_model_version(result["model_name"], result["version"]).tags
-    assert tags[models.evidence_tag("evaluate")] == record.mlflow_run_id
-    assert record.results["holdout_fingerprint"] == result["holdout"]["fingerprint"]
+    assert tags[evidence_tag("evaluate")] == record.mlflow_run_id
+    assert record.results.holdout_fingerprint == result["holdout"]["fingerprint"]

@@ -20,7 +20,6 @@ from airflow_ml_provider.data.expectations import DataExpectationError, Expectat
 from airflow_ml_provider.data.fingerprint import fingerprint_file
 from airflow_ml_provider.operators.featurize import FeaturizeOperator
 from airflow_ml_provider.records.environment import callable_name
-from airflow_ml_provider.records.step_record import read_record
 from tests.example import transform
 from tests.operators._support import (
     artifact_root,
@@ -30,7 +29,7 @@ from tests.operators._support import (
     snapshot,
 )
 from tests.operators.conftest import FEATURES_SUITE, RAW_SUITE
-from tests.support import make_context
+from tests.support import make_context, read_record
 
 DAG = "ops_featurize"
 
@@ -135,8 +134,8 @@ def test_raw_suite_violated_by_nulls(tmp_path: Path, raw_frame: Any, client: Any
     assert calls == [], "the transform ran on data that failed its expectations"
     record = assert_step_failed(client, context, excinfo.value, "expect_column_values_to_not_be_null")
     # the evidence is recorded even though the step failed
-    (report,) = record.results["expectations"]
-    assert report["role"] == "raw" and report["success"] is False
+    (check,) = record.results.expectations
+    assert check.role == "raw" and check.report.success is False
     assert record.inputs[0]["role"] == "raw" and record.inputs[0]["fingerprint"] == fingerprint_file(raw)
 
 
@@ -228,7 +227,7 @@ def test_features_suite_violated(raw_data: Path, client: Any) -> None:
     assert "breast_cancer_features" in message and f"features of {raw_data.as_uri()}" in message
     assert "expect_column_values_to_be_in_set on column 'target'" in message and "3 of 569" in message
     record = assert_step_failed(client, context, excinfo.value, "expect_column_values_to_be_in_set")
-    roles = [(r["role"], r["success"]) for r in record.results["expectations"]]
+    roles = [(c.role, c.report.success) for c in record.results.expectations]
     assert roles == [("raw", True), ("features", False)]
     assert record.outputs == []  # no features dataset is recorded
 
@@ -246,7 +245,7 @@ def test_success_writes_content_addressed_features(featurized: dict[str, Any], c
     record = assert_step_succeeded(client, featurized["context"])
     assert record.mlflow_run_id == result["mlflow_run_id"]
     assert [o["fingerprint"] for o in record.outputs] == [result["fingerprint"]]
-    assert [(r["role"], r["success"]) for r in record.results["expectations"]] == [
+    assert [(c.role, c.report.success) for c in record.results.expectations] == [
         ("raw", True),
         ("features", True),
     ]

@@ -15,12 +15,17 @@ import pytest
 from airflow.exceptions import AirflowFailException
 
 from airflow_ml_provider.model import reference as models
-from airflow_ml_provider.model.reference import current_alias_version
 from airflow_ml_provider.operators.evaluate import EvaluateOperator
-from airflow_ml_provider.operators.promote import TAG_PROMOTED_BY, PromoteModelOperator
+from airflow_ml_provider.operators.promote import PromoteModelOperator
 from airflow_ml_provider.operators.simulate import SimulateOperator
 from airflow_ml_provider.operators.train import TrainOperator
-from airflow_ml_provider.sensors.model_gate import TAG_GATE_FINGERPRINT, TAG_GATE_RUN, TAG_GATE_STATUS
+from airflow_ml_provider.records.tags import (
+    TAG_GATE_FINGERPRINT,
+    TAG_GATE_RUN,
+    TAG_GATE_STATUS,
+    TAG_PROMOTED_BY,
+    evidence_tag,
+)
 from tests.operators._support import assert_step_failed, assert_step_succeeded, unique
 from tests.operators.conftest import SCENARIOS
 from tests.support import make_context
@@ -56,7 +61,7 @@ def candidate(featurized: dict[str, Any], client: Any) -> dict[str, Any]:
     )
     assert evaluated["metrics"]["accuracy"] > 0.9 and simulated["passed"] is True
     tags = client.get_model_version(trained["model_name"], trained["version"]).tags
-    assert models.evidence_tag("evaluate") in tags and models.evidence_tag("simulate") in tags
+    assert evidence_tag("evaluate") in tags and evidence_tag("simulate") in tags
     return {"result": trained, "run_id": run_id}
 
 
@@ -82,7 +87,7 @@ def refused(candidate: dict[str, Any], client: Any, *reason: str) -> None:
     """Promote; expect a refusal naming the version and ``reason``, with nothing changed in the registry."""
     result = candidate["result"]
     name, version = result["model_name"], result["version"]
-    alias_before = current_alias_version(client, name, ALIAS)
+    alias_before = alias_version(client, name, ALIAS)
     op = PromoteModelOperator(task_id="promote", model=result, alias=ALIAS)
     context = make_context(DAG, "promote")
 
@@ -93,7 +98,7 @@ def refused(candidate: dict[str, Any], client: Any, *reason: str) -> None:
     assert f"models:/{name}/{version}" in message and "Refusing to promote" in message
     for text in reason:
         assert text in message
-    assert current_alias_version(client, name, ALIAS) == alias_before
+    assert alias_version(client, name, ALIAS) == alias_before
     assert client.get_model_version(name, version).tags.get(TAG_PROMOTED_BY) is None or alias_before == version
     assert_step_failed(client, context, excinfo.value, *reason)
 
@@ -155,5 +160,11 @@ def test_gated_version_is_promoted(candidate: dict[str, Any], client: Any) -> No
     out = PromoteModelOperator(task_id="promote", model=result, alias=ALIAS).execute(context)
 
     assert out["version"] == result["version"]
-    assert current_alias_version(client, result["model_name"], ALIAS) == result["version"]
+    assert alias_version(client, result["model_name"], ALIAS) == result["version"]
     assert_step_succeeded(client, context)
+
+
+def alias_version(client: Any, name: str, alias: str) -> str | None:
+    from airflow_ml_provider.hooks.mlflow import MlflowHook
+
+    return MlflowHook(tracking_uri=client.tracking_uri).alias_version(name, alias)

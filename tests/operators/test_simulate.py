@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from airflow_ml_provider.model import reference as models
 from airflow_ml_provider.operators.simulate import SimulateOperator
-from airflow_ml_provider.scenarios import ScenarioFileError
+from airflow_ml_provider.records.tags import evidence_tag
+from airflow_ml_provider.scenarios.spec import ScenarioFileError
 from tests.operators._support import assert_step_failed, assert_step_succeeded, the_step_run
 from tests.operators.conftest import SCENARIOS
 from tests.support import make_context
@@ -50,7 +50,7 @@ def test_malformed_scenario_file(
     assert str(path) in str(excinfo.value) and detail in str(excinfo.value)
     assert_step_failed(client, context, excinfo.value, str(path), detail)
     tags = client.get_model_version(trained["result"]["model_name"], trained["result"]["version"]).tags
-    assert tags.get(models.evidence_tag("simulate")) != the_step_run(client, context).info.run_id
+    assert tags.get(evidence_tag("simulate")) != the_step_run(client, context).info.run_id
 
 
 def test_missing_scenario_file(trained: dict[str, Any], tmp_path: Path, client: Any) -> None:
@@ -78,14 +78,14 @@ def test_failing_scenario_is_recorded_not_raised(trained: dict[str, Any], tmp_pa
 
     assert out["passed"] is False and out["failed"] == ["benign_called_malignant"]
     record = assert_step_succeeded(client, context)
-    results = {r["name"]: r for r in record.results["scenarios"]["results"]}
-    assert results["typical_benign"]["passed"] is True
-    assert results["benign_called_malignant"]["passed"] is False
-    assert "0" in results["benign_called_malignant"]["reason"]
+    results = {r.name: r for r in record.results.scenarios.results}
+    assert results["typical_benign"].passed is True
+    assert results["benign_called_malignant"].passed is False
+    assert "0" in results["benign_called_malignant"].reason
     result = trained["result"]
     tags = client.get_model_version(result["model_name"], result["version"]).tags
-    assert tags[models.evidence_tag("simulate")] == record.mlflow_run_id
+    assert tags[evidence_tag("simulate")] == record.mlflow_run_id
     run = client.get_run(record.mlflow_run_id)
     assert run.data.metrics["scenario.benign_called_malignant"] == 0.0
     assert run.data.metrics["scenarios_passed"] == 1.0 and run.data.metrics["scenarios_total"] == 2.0
-    assert record.model is not None and record.model["fingerprint"] == result["model_fingerprint"]
+    assert record.model is not None and record.model.fingerprint == result["model_fingerprint"]

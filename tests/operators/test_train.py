@@ -18,9 +18,17 @@ import pytest
 from blake3 import blake3
 
 from airflow_ml_provider.data.datasets import DatasetError, write_frame
+from airflow_ml_provider.hooks.mlflow import MlflowHook
 from airflow_ml_provider.model import reference as models
 from airflow_ml_provider.operators.train import TrainOperator
 from airflow_ml_provider.records.environment import callable_name
+from airflow_ml_provider.records.tags import (
+    TAG_FEATURES_FINGERPRINT,
+    TAG_MODEL_FINGERPRINT,
+    TAG_TARGET,
+    TAG_TASK,
+    evidence_tag,
+)
 from tests.operators._support import (
     assert_step_failed,
     assert_step_succeeded,
@@ -181,7 +189,7 @@ def test_templated_params_rendered_as_text_take_the_annotated_type(features: dic
     context = make_context(DAG, op.task_id)
     op.execute(context)
     record = assert_step_succeeded(client, context)
-    assert record.results["hyperparameters"]["C"] == 0.5
+    assert record.results.hyperparameters["C"] == 0.5
 
 
 def test_templated_param_that_is_not_its_annotated_type_fails_naming_it(features: dict[str, Any], client: Any) -> None:
@@ -237,17 +245,19 @@ def test_registered_version_is_tagged(trained: dict[str, Any], featurized: dict[
     assert tags["airflow.dag_id"] == ti.dag_id
     assert tags["airflow.run_id"] == ti.run_id
     assert tags["airflow.task_id"] == ti.task_id
-    assert tags[models.TAG_MODEL_FINGERPRINT] == result["model_fingerprint"]
+    assert tags[TAG_MODEL_FINGERPRINT] == result["model_fingerprint"]
     # the bytes the gate re-verifies (the version's source) are the bytes fingerprinted at training
-    assert models.fingerprint_model(version.source, client) == result["model_fingerprint"]
-    assert tags[models.TAG_FEATURES_FINGERPRINT] == featurized["result"]["fingerprint"]
-    assert tags[models.evidence_tag("featurize")] == featurized["result"]["mlflow_run_id"]
-    assert tags[models.TAG_TARGET] == "target" and tags[models.TAG_TASK] == "classification"
+    assert models.fingerprint_model(version.source, MlflowHook(tracking_uri=client.tracking_uri)) == result[
+        "model_fingerprint"
+    ]
+    assert tags[TAG_FEATURES_FINGERPRINT] == featurized["result"]["fingerprint"]
+    assert tags[evidence_tag("featurize")] == featurized["result"]["mlflow_run_id"]
+    assert tags[TAG_TARGET] == "target" and tags[TAG_TASK] == "classification"
     assert model_versions(client, result["model_name"]) == [result["version"]]
 
     record = assert_step_succeeded(client, trained["context"])
-    assert record.model is not None and record.model["flavor"] == "sklearn"
-    assert record.model["fingerprint"] == result["model_fingerprint"]
+    assert record.model is not None and record.model.flavor == "sklearn"
+    assert record.model.fingerprint == result["model_fingerprint"]
     for split in ("train", "holdout"):
         ref = result[split]
         path = Path(ref["uri"].removeprefix("file://"))
@@ -255,11 +265,12 @@ def test_registered_version_is_tagged(trained: dict[str, Any], featurized: dict[
     assert result["train"]["rows"] + result["holdout"]["rows"] == featurized["result"]["rows"]
 
 
-def test_returned_fingerprint_matches_the_returned_model_uri(trained: dict[str, Any]) -> None:
+def test_returned_fingerprint_matches_the_returned_model_uri(trained: dict[str, Any], client: Any) -> None:
     """XCom pairs ``model_uri`` with ``model_fingerprint``: fingerprinting that URI with the package's own
     ``models.fingerprint_model`` must give that fingerprint, or nobody downstream can verify the model."""
     result = trained["result"]
-    assert models.fingerprint_model(result["model_uri"]) == result["model_fingerprint"]
+    hook = MlflowHook(tracking_uri=client.tracking_uri)
+    assert models.fingerprint_model(result["model_uri"], hook) == result["model_fingerprint"]
 
 
 def test_non_sklearn_model_is_logged_as_pyfunc_and_loads_back(features: dict[str, Any], client: Any) -> None:
@@ -274,15 +285,15 @@ def test_non_sklearn_model_is_logged_as_pyfunc_and_loads_back(features: dict[str
     flavors = get_model_info(result["model_uri"]).flavors
     assert "python_function" in flavors and "sklearn" not in flavors
     record = assert_step_succeeded(client, context)
-    assert record.model is not None and record.model["flavor"] == "pyfunc"
-    assert record.model["estimator"].endswith("ThresholdModel")
+    assert record.model is not None and record.model.flavor == "pyfunc"
+    assert record.model.estimator.endswith("ThresholdModel")
 
-    loaded = models.load_model(result["model_uri"])
+    loaded = MlflowHook(tracking_uri=client.tracking_uri).load_model(result["model_uri"])
     assert isinstance(loaded, mlflow.pyfunc.PyFuncModel)
     frame = synthetic_frame(rows=20, seed=3).drop(columns=[TARGET])
     np.testing.assert_array_equal(np.asarray(loaded.predict(frame)), ThresholdModel().predict(frame))
     tags = client.get_model_version(op.registered_model_name, result["version"]).tags
-    assert tags[models.TAG_MODEL_FINGERPRINT] == result["model_fingerprint"]
+    assert tags[TAG_MODEL_FINGERPRINT] == result["model_fingerprint"]
     assert tags["airflow.task_id"] == "train"
 
 

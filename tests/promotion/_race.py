@@ -26,13 +26,11 @@ STEP_TIMEOUT = 300.0
 
 
 def _worker(index: int, commands: Any, results: Any, barrier: Any) -> None:
-    clients: dict[str, Any] = {}
+    hooks: dict[str, Any] = {}
     os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     try:
-        from mlflow import MlflowClient
-
-        import airflow_ml_provider.operators.promote  # noqa: F401  (imported lazily by the core: not during a race)
-        from airflow_ml_provider.promotion.attempt import attempt as promotion
+        from airflow_ml_provider.hooks.mlflow import MlflowHook
+        from airflow_ml_provider.promotion import attempt as promotion
     except BaseException as e:  # report, then stop: the parent sees it instead of hanging
         results.put({"worker": index, "kind": "startup", "error": f"{type(e).__name__}: {e}"})
         return
@@ -48,10 +46,10 @@ def _worker(index: int, commands: Any, results: Any, barrier: Any) -> None:
         action, uri, name, version, options = command
         out: dict[str, Any] = {"worker": index, "kind": "done", "action": action, "version": version}
         try:
-            client = clients.get(uri)
-            if client is None:
-                client = clients[uri] = MlflowClient(tracking_uri=uri, registry_uri=uri)
-            client.get_registered_model(name)  # open the store before the race, not during it
+            hook = hooks.get(uri)
+            if hook is None:
+                hook = hooks[uri] = MlflowHook(tracking_uri=uri)
+            hook.registered_model_exists(name)  # open the store before the race, not during it
         except BaseException as e:
             out.update(error_type=type(e).__name__, error=str(e), traceback=traceback.format_exc())
             barrier.abort()  # nobody waits for a worker that cannot take part
@@ -61,12 +59,10 @@ def _worker(index: int, commands: Any, results: Any, barrier: Any) -> None:
             barrier.wait(timeout=STEP_TIMEOUT)
             started = time.monotonic()
             if action == "promote":
-                result = promotion.promote(
-                    client, name, version, registry_uri=uri, actor=f"race-worker-{index}", **options
-                )
+                result = promotion.promote(hook, name, version, actor=f"race-worker-{index}", **options)
                 out["result"] = result.to_dict()
             elif action == "set_alias_without_lock":
-                client.set_registered_model_alias(name, options["alias"], version)
+                hook.set_alias(name, options["alias"], version)
             else:
                 raise ValueError(f"unknown action {action!r}")
             out["seconds"] = time.monotonic() - started

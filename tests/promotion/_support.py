@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,21 @@ class Store:
     client: Any
     experiment_id: str
 
+    @cached_property
+    def hook(self) -> Any:
+        """The provider's hook on this store (tracking and registry), as the operators and the CLI open it."""
+        from airflow_ml_provider.hooks.mlflow import MlflowHook
+
+        return MlflowHook(tracking_uri=self.uri)
+
 
 def unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
 def record_passing_verdict(store: Store, name: str, version: str, fingerprint: str) -> str:
-    """What ModelGateSensor records for a version that passed: verdict JSON in a gate run + version tags."""
+    """Record a passing gate verdict for the version with ModelGateSensor's own recording (a gate step run
+    holding the verdict, and the version's gate tags); returns the gate run's id."""
     from airflow_ml_provider.gate import (
         EvaluationEvidence,
         Evidence,
@@ -34,12 +43,10 @@ def record_passing_verdict(store: Store, name: str, version: str, fingerprint: s
         Subject,
         decide,
     )
-    from airflow_ml_provider.sensors.model_gate import (
-        TAG_GATE_FINGERPRINT,
-        TAG_GATE_RUN,
-        TAG_GATE_STATUS,
-        VERDICT_ARTIFACT,
-    )
+    from airflow_ml_provider.model.reference import ModelRef
+    from airflow_ml_provider.records.tags import TAG_GATE_RUN
+    from airflow_ml_provider.sensors.model_gate import ModelGateSensor
+    from tests.support import make_context
 
     now = datetime.now(timezone.utc)
     policy = GatePolicy(
@@ -62,24 +69,24 @@ def record_passing_verdict(store: Store, name: str, version: str, fingerprint: s
     )
     verdict = decide(policy, evidence, now)
     assert verdict.passed, verdict.to_table()
-    client = store.client
-    run = client.create_run(store.experiment_id, run_name=f"gate {name} v{version}")
-    client.log_dict(run.info.run_id, verdict.to_dict(), VERDICT_ARTIFACT)
-    client.set_terminated(run.info.run_id, "FINISHED")
-    for key, value in {
-        TAG_GATE_STATUS: "passed",
-        TAG_GATE_RUN: run.info.run_id,
-        TAG_GATE_FINGERPRINT: fingerprint,
-    }.items():
-        client.set_model_version_tag(name, version, key, value)
-    return run.info.run_id
+    ref = ModelRef(name, version)
+    sensor = ModelGateSensor(
+        task_id="gate",
+        model=ref.uri,
+        policy=policy,
+        experiment_name=store.client.get_experiment(store.experiment_id).name,
+        deferrable=False,
+    )
+    # The sensor records through a private method: there is no public function for "record this verdict".
+    sensor._record(store.hook, ref, verdict, make_context(f"gate_{name}", "gate"))
+    return str(store.client.get_model_version(name, version).tags[TAG_GATE_RUN])
 
 
 def make_gated_versions(store: Store, model_dirs: list[Path], name: str, count: int = VERSIONS) -> list[str]:
     """Register ``count`` versions of ``name`` (artifacts logged in a training run, fingerprint tagged as
     TrainOperator does) and record a passing gate verdict for each."""
     from airflow_ml_provider.data.fingerprint import fingerprint_directory
-    from airflow_ml_provider.model.reference import TAG_MODEL_FINGERPRINT
+    from airflow_ml_provider.records.tags import TAG_MODEL_FINGERPRINT
 
     client = store.client
     client.create_registered_model(name)

@@ -127,13 +127,13 @@ def postgres_store(postgres_uri: str, tmp_path_factory: pytest.TempPathFactory) 
 def session_store(mlflow_client: Any) -> Store:
     """The session's MLflow store from tests/conftest.py (MLFLOW_TRACKING_URI): what operators and the CLI use."""
     uri = os.environ["MLFLOW_TRACKING_URI"]
-    from airflow_ml_provider.hooks.mlflow import ARTIFACT_LOCATION_ENV
+    from airflow_ml_provider import conf
 
     experiment = mlflow_client.get_experiment_by_name("promotion-tests")
     experiment_id = (
         experiment.experiment_id
         if experiment is not None
-        else mlflow_client.create_experiment("promotion-tests", artifact_location=os.environ[ARTIFACT_LOCATION_ENV])
+        else mlflow_client.create_experiment("promotion-tests", artifact_location=conf.get("mlflow_artifact_location"))
     )
     return Store("sqlite", uri, mlflow_client, experiment_id)
 

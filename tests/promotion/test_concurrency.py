@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from airflow_ml_provider.model.reference import current_alias_version
-from airflow_ml_provider.promotion.attempt import TAG_ATTEMPT_PREFIX, Outcome, previous_tag
+from airflow_ml_provider.promotion.attempt import Outcome
+from airflow_ml_provider.records.tags import TAG_ATTEMPT_PREFIX, previous_tag
 from tests.promotion._support import VERSIONS, Store, make_gated_versions, unique
 
 ROUNDS = 3  # fresh model per round; the workers stay up, so extra rounds cost about a second each
@@ -32,7 +32,7 @@ RAW_DATABASE_TEXT = (
 )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest) -> Store:
     return request.getfixturevalue({"sqlite": "sqlite_store", "postgresql": "postgres_store"}[request.param])
 
@@ -54,7 +54,7 @@ def check_round(store: Store, name: str, versions: list[str], seen: list[dict[st
 
     # The alias ends where the rule predicts: the highest version.
     newest = max(versions, key=int)
-    assert current_alias_version(store.client, name, "champion") == newest
+    assert store.hook.alias_version(name, "champion") == newest
 
     # Each attempt was decided by the rule: promoted over an older (or no) holder, or superseded by a newer one.
     for version, result in results.items():
@@ -121,7 +121,7 @@ def test_without_the_lock_the_last_writer_wins_and_raw_errors_escape(sqlite_stor
         alias = f"race{round_}"
         seen = race_pool.race("set_alias_without_lock", store.uri, name, versions, alias=alias)
         raw_errors += [s["error"] for s in seen if "error" in s]
-        wrong_final += current_alias_version(store.client, name, alias) != versions[-1]
+        wrong_final += store.hook.alias_version(name, alias) != versions[-1]
     print(f"[without the lock: {wrong_final}/10 rounds ended off the newest version; {len(raw_errors)} raw errors]")
     assert wrong_final or raw_errors, "the race did not show in 10 rounds"
     for error in raw_errors:

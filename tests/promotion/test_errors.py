@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from airflow_ml_provider.model.reference import current_alias_version
-from airflow_ml_provider.promotion.attempt import TAG_ATTEMPT_PREFIX, Outcome, PromotionError, promote
+from airflow_ml_provider.promotion.attempt import Outcome, PromotionError, promote
 from airflow_ml_provider.promotion.lock import promotion_lock
+from airflow_ml_provider.records.tags import TAG_ATTEMPT_PREFIX
 from tests.promotion._support import Store, make_gated_versions, unique
 
 RAW = "(psycopg2.OperationalError) server closed the connection unexpectedly [SQL: UPDATE ...]"
@@ -31,17 +31,17 @@ def attempts(store: Store, name: str, version: str) -> list[dict[str, Any]]:
 def test_a_busy_lock_is_a_clear_error_and_is_recorded(gated: tuple[Store, str, list[str]]) -> None:
     store, name, (v1, _) = gated
     with promotion_lock(store.uri, name), pytest.raises(PromotionError) as caught:
-        promote(store.client, name, v1, registry_uri=store.uri, lock_timeout=0.3)
+        promote(store.hook, name, v1, lock_timeout=0.3)
     message = str(caught.value)
     assert message.startswith(f"Promotion of models:/{name}/{v1} to alias 'champion' did not complete: ")
     assert "Could not lock promotion" in message and message.endswith("The alias was not changed.")
-    assert current_alias_version(store.client, name, "champion") is None
+    assert store.hook.alias_version(name, "champion") is None
     assert [a["outcome"] for a in attempts(store, name, v1)] == ["error"]
     assert caught.value.result is not None and caught.value.result.outcome is Outcome.ERROR
 
 
 class FailingClient:
-    """The real client, except that one registry call fails the way MLflow reports a database error."""
+    """The hook's real client, except that one registry call fails the way MLflow reports a database error."""
 
     def __init__(self, client: Any, method: str) -> None:
         self._client = client
@@ -75,9 +75,13 @@ def test_a_database_error_is_wrapped_with_what_happened_and_what_to_do(
     gated: tuple[Store, str, list[str]], method: str, step: str, state: str
 ) -> None:
     store, name, (v1, _) = gated
-    client = FailingClient(store.client, method)
+    from airflow_ml_provider.hooks.mlflow import MlflowHook
+
+    hook = MlflowHook(tracking_uri=store.uri)
+    failing = FailingClient(hook.get_client(), method)
+    hook.get_client = lambda: failing  # type: ignore[method-assign]
     with pytest.raises(PromotionError) as caught:
-        promote(client, name, v1, registry_uri=store.uri)  # type: ignore[arg-type]
+        promote(hook, name, v1)
     message = str(caught.value)
     assert step in message and "(MLflow error TEMPORARILY_UNAVAILABLE)" in message and state in message
     assert "Check that the registry is reachable and retry; retrying is safe" in message

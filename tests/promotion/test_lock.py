@@ -4,6 +4,7 @@ errors never reach the user bare."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -21,8 +22,8 @@ from airflow_ml_provider.promotion.lock import (
     advisory_key,
     is_postgres_uri,
     promotion_lock,
-    redact,
 )
+from airflow_ml_provider.records.redaction import strip_credentials
 from tests.promotion._support import unique
 
 RAW_DRIVER_TEXT = ("(psycopg2.", "sqlalche.me", "OperationalError", "Connection refused", "could not connect", "SQL:")
@@ -36,7 +37,8 @@ def test_which_uris_are_postgres() -> None:
         assert not is_postgres_uri(other), other
 
 
-def test_redact_hides_the_password() -> None:
+def test_lock_messages_hide_the_password() -> None:
+    redact = functools.partial(strip_credentials, keep_user=True)
     assert redact("postgresql+psycopg2://bob:s3cret@db:5432/mlflow") == "postgresql+psycopg2://bob:***@db:5432/mlflow"
     assert redact("postgresql://bob@db/mlflow") == "postgresql://bob@db/mlflow"
 

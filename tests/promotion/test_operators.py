@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 
-from airflow_ml_provider.model.reference import current_alias_version
 from airflow_ml_provider.operators.promote import PromoteModelOperator
 from airflow_ml_provider.operators.rollback import RollbackModelOperator
-from airflow_ml_provider.promotion.attempt import TAG_ATTEMPT_PREFIX, TAG_PROMOTED_BY, promote
-from airflow_ml_provider.records.step_record import read_record
+from airflow_ml_provider.promotion.attempt import promote
+from airflow_ml_provider.records.tags import TAG_ATTEMPT_PREFIX, TAG_PROMOTED_BY
 from tests.promotion._support import Store, make_gated_versions, unique
-from tests.support import make_context
+from tests.support import make_context, read_record
 
 DAG_ID = "promotion_operator_tests"
 
@@ -50,43 +49,43 @@ def test_promote_then_promote_again(gated: tuple[Store, str, list[str]]) -> None
     )
     # The attempt id is the step's MLflow run: its record holds the same result.
     record = read_record(store.client, attempt["attempt_id"])
-    assert record.status == "success" and record.results == attempt
+    assert record.status == "success" and record.results.to_dict() == attempt
     assert store.client.get_model_version(name, v1).tags[TAG_PROMOTED_BY] == attempt["attempt_id"]
 
     returned, _ = run_promote(name, v1)
     assert returned["outcome"] == "unchanged"
-    assert current_alias_version(store.client, name, "champion") == v1
+    assert store.hook.alias_version(name, "champion") == v1
 
 
 def test_an_older_version_is_skipped_with_the_reason(gated: tuple[Store, str, list[str]]) -> None:
     from airflow.sdk.exceptions import AirflowSkipException
 
     store, name, (v1, v2, _) = gated
-    promote(store.client, name, v2, registry_uri=store.uri)
+    promote(store.hook, name, v2)
     with pytest.raises(AirflowSkipException, match=f"the alias points to newer version {v2}"):
         run_promote(name, v1)
-    assert current_alias_version(store.client, name, "champion") == v2
+    assert store.hook.alias_version(name, "champion") == v2
     attempt = last_attempt(store, name, v1)
     assert attempt["outcome"] == "superseded"
     # A correct outcome, not a failure: the step run closed as a success with the decision in its record.
     record = read_record(store.client, attempt["attempt_id"])
-    assert record.status == "success" and record.results["outcome"] == "superseded"
+    assert record.status == "success" and record.results.outcome.value == "superseded"
 
 
 def test_a_version_without_a_passing_verdict_fails_the_task(gated: tuple[Store, str, list[str]]) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
-    from airflow_ml_provider.sensors.model_gate import TAG_GATE_STATUS
+    from airflow_ml_provider.records.tags import TAG_GATE_STATUS
 
     store, name, (v1, _, _) = gated
     store.client.set_model_version_tag(name, v1, TAG_GATE_STATUS, "failed")
     with pytest.raises(AirflowFailException, match="Refusing to promote .*its gate verdict is 'failed'"):
         run_promote(name, v1)
-    assert current_alias_version(store.client, name, "champion") is None
+    assert store.hook.alias_version(name, "champion") is None
     attempt = last_attempt(store, name, v1)
     assert attempt["outcome"] == "refused"
     record = read_record(store.client, attempt["attempt_id"])
-    assert record.status == "failed" and record.results["outcome"] == "refused"
+    assert record.status == "failed" and record.results.outcome.value == "refused"
 
 
 def test_rollback_operator(gated: tuple[Store, str, list[str]]) -> None:
@@ -98,16 +97,16 @@ def test_rollback_operator(gated: tuple[Store, str, list[str]]) -> None:
     op = RollbackModelOperator(task_id="rollback", model_name=name)
     returned = op.execute(context("rollback"))
     assert returned == {"model_name": name, "alias": "champion", "version": v1, "rolled_back_from": v2}
-    assert current_alias_version(store.client, name, "champion") == v1
+    assert store.hook.alias_version(name, "champion") == v1
     attempt = last_attempt(store, name, v2)
     assert attempt["mode"] == "rollback" and attempt["outcome"] == "restored"
     record = read_record(store.client, attempt["attempt_id"])
-    assert record.status == "success" and record.model and record.model["version"] == v1
+    assert record.status == "success" and record.model and record.model.version == v1
     assert [d.name for d in op._lineage_inputs] == [f"models:/{name}/{v2}", f"models:/{name}/{v1}"]
 
     with pytest.raises(AirflowFailException, match="Cannot roll back alias 'champion'.*no previous holder"):
         RollbackModelOperator(task_id="rollback", model_name=name).execute(context("rollback"))
-    assert current_alias_version(store.client, name, "champion") == v1
+    assert store.hook.alias_version(name, "champion") == v1
 
 
 def test_rollback_is_registered_with_the_provider() -> None:

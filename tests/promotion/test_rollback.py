@@ -10,20 +10,18 @@ from typing import Any
 import pytest
 
 from airflow_ml_provider.cli.main import main
-from airflow_ml_provider.model.reference import TAG_MODEL_FINGERPRINT, current_alias_version
-from airflow_ml_provider.promotion.attempt import (
+from airflow_ml_provider.promotion.attempt import Mode, Outcome, PromotionResult, promote, rollback
+from airflow_ml_provider.promotion.lock import promotion_lock
+from airflow_ml_provider.records.tags import (
     TAG_ATTEMPT_PREFIX,
-    Mode,
-    Outcome,
-    PromotionResult,
+    TAG_GATE_RUN,
+    TAG_GATE_STATUS,
+    TAG_MODEL_FINGERPRINT,
     previous_tag,
-    promote,
-    rollback,
     rolled_back_tag,
 )
-from airflow_ml_provider.promotion.lock import promotion_lock
-from airflow_ml_provider.sensors.model_gate import TAG_GATE_RUN, TAG_GATE_STATUS
 from tests.promotion._support import Store, make_gated_versions, unique
+from tests.support import champion
 
 
 @pytest.fixture
@@ -33,15 +31,11 @@ def gated(session_store: Store, model_dirs: list[Path]) -> tuple[Store, str, lis
 
 
 def _promote(store: Store, name: str, version: str, alias: str = "champion") -> PromotionResult:
-    return promote(store.client, name, version, registry_uri=store.uri, alias=alias, actor="test")
+    return promote(store.hook, name, version, alias=alias, actor="test")
 
 
 def _rollback(store: Store, name: str, alias: str = "champion") -> PromotionResult:
-    return rollback(store.client, name, registry_uri=store.uri, alias=alias, actor="test")
-
-
-def champion(store: Store, name: str, alias: str = "champion") -> str | None:
-    return current_alias_version(store.client, name, alias)
+    return rollback(store.hook, name, alias=alias, actor="test")
 
 
 def attempts(store: Store, name: str, version: str) -> list[dict[str, Any]]:
@@ -56,7 +50,7 @@ def test_rollback_walks_back_the_recorded_champions(gated: tuple[Store, str, lis
     result = _rollback(store, name)
     assert (result.mode, result.outcome) == (Mode.ROLLBACK, Outcome.RESTORED)
     assert (result.holder_before, result.holder_after, result.version) == (v3, v2, v2)
-    assert champion(store, name) == v2
+    assert champion(store.client, name) == v2
     tags = store.client.get_model_version(name, v3).tags
     marker = json.loads(tags[rolled_back_tag("champion")])
     assert marker["to"] == v2 and marker["by"] == "test" and marker["attempt_id"] == result.attempt_id
@@ -69,13 +63,13 @@ def test_rollback_walks_back_the_recorded_champions(gated: tuple[Store, str, lis
     # A stale retry of v3's promotion does not put the rolled-back version back.
     again = _promote(store, name, v3)
     assert again.outcome is Outcome.REFUSED and "rolled back from version" in again.reason
-    assert champion(store, name) == v2
+    assert champion(store.client, name) == v2
 
     assert _rollback(store, name).holder_after == v1
     last = _rollback(store, name)
     assert last.outcome is Outcome.REFUSED
     assert f"version {v1} holds the alias but no previous holder was recorded" in last.reason
-    assert champion(store, name) == v1
+    assert champion(store.client, name) == v1
     assert attempts(store, name, v1)[-1]["outcome"] == "refused"
 
     # A newer gated version still wins afterwards.
@@ -89,7 +83,7 @@ def test_rollback_without_a_champion_is_refused(gated: tuple[Store, str, list[st
     result = _rollback(store, name)
     assert result.outcome is Outcome.REFUSED
     assert "no version holds the alias" in result.reason
-    assert champion(store, name) is None
+    assert champion(store.client, name) is None
     # Nothing to tag a version with: the attempt is recorded on the registered model.
     assert result.recorded_on == f"models:/{name}"
     tags = store.client.get_registered_model(name).tags
@@ -101,7 +95,7 @@ def test_rollback_after_a_single_promotion_has_no_previous_champion(gated: tuple
     _promote(store, name, v1)
     result = _rollback(store, name)
     assert result.outcome is Outcome.REFUSED and "no previous holder was recorded" in result.reason
-    assert champion(store, name) == v1
+    assert champion(store.client, name) == v1
     assert rolled_back_tag("champion") not in store.client.get_model_version(name, v1).tags
 
 
@@ -133,7 +127,7 @@ def test_rollback_is_refused_when_the_previous_champion_no_longer_passes(
     result = _rollback(store, name)
     assert result.outcome is Outcome.REFUSED
     assert result.reason.startswith(f"version {v1} may not hold the alias: ") and reason in result.reason
-    assert champion(store, name) == v2
+    assert champion(store.client, name) == v2
     # Nothing moved and nothing was marked; the refusal is recorded on the champion.
     assert rolled_back_tag("champion") not in client.get_model_version(name, v2).tags
     assert attempts(store, name, v2)[-1]["outcome"] == "refused"
@@ -146,7 +140,7 @@ def test_rollback_is_refused_when_the_previous_champion_was_deleted(gated: tuple
     store.client.delete_model_version(name, v1)
     result = _rollback(store, name)
     assert result.outcome is Outcome.REFUSED and f"version {v1}, no longer exists" in result.reason
-    assert champion(store, name) == v2
+    assert champion(store.client, name) == v2
 
 
 def test_each_alias_has_its_own_history(gated: tuple[Store, str, list[str]]) -> None:
@@ -155,7 +149,7 @@ def test_each_alias_has_its_own_history(gated: tuple[Store, str, list[str]]) -> 
     _promote(store, name, v3, alias="staging")
     _promote(store, name, v2)
     assert _rollback(store, name, alias="staging").holder_after == v1
-    assert champion(store, name) == v2  # the champion is untouched
+    assert champion(store.client, name) == v2  # the champion is untouched
     assert _rollback(store, name).outcome is Outcome.REFUSED  # v2 was the first champion
 
 
@@ -169,7 +163,7 @@ def test_cli_rollback(gated: tuple[Store, str, list[str]], capsys: pytest.Captur
     assert main(["rollback", name]) == 0
     out = capsys.readouterr().out
     assert f"rolled back: version {v2} -> version {v1}" in out
-    assert champion(store, name) == v1
+    assert champion(store.client, name) == v1
     by = attempts(store, name, v2)[-1]["by"]
     assert by.startswith("cli:")
 
@@ -177,7 +171,7 @@ def test_cli_rollback(gated: tuple[Store, str, list[str]], capsys: pytest.Captur
     captured = capsys.readouterr()
     assert "Refused: " in captured.err and "no previous holder was recorded" in captured.err
     assert "Traceback" not in captured.err + captured.out
-    assert champion(store, name) == v1
+    assert champion(store.client, name) == v1
 
 
 def test_cli_rollback_reports_a_busy_lock_without_a_traceback(
@@ -191,7 +185,7 @@ def test_cli_rollback_reports_a_busy_lock_without_a_traceback(
     err = capsys.readouterr().err
     assert f"error: Rollback of alias 'champion' of {name!r} did not complete: Could not lock" in err
     assert "The alias was not changed." in err and "Traceback" not in err
-    assert champion(store, name) == v2
+    assert champion(store.client, name) == v2
     # The holder is only read under the lock, so the failed attempt is recorded on the registered model.
     tags = store.client.get_registered_model(name).tags
     assert [json.loads(v)["outcome"] for k, v in tags.items() if k.startswith(TAG_ATTEMPT_PREFIX)] == ["error"]

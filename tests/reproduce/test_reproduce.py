@@ -11,10 +11,18 @@ import pytest
 
 from airflow_ml_provider.cli.main import main
 from airflow_ml_provider.reproduce.runner import RawDataChanged, ReproductionRequest, reproduce
-from tests.conftest import STATE, run_dag
+from tests.support import STATE, champion, run_dag
 
 DAG_ID = "breast_cancer_retrain"
 MODEL = "breast_cancer_classifier"
+
+
+@pytest.fixture
+def hook(mlflow_client: Any) -> Any:
+    """The provider's door to the same MLflow store the tests' client reads."""
+    from airflow_ml_provider.hooks.mlflow import MlflowHook
+
+    return MlflowHook(tracking_uri=mlflow_client.tracking_uri)
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +34,6 @@ def original(airflow_db: Path, raw_data: Path, mlflow_client: Any, tmp_path_fact
     version = max(int(v.version) for v in mlflow_client.search_model_versions(f"name = '{MODEL}'"))
     assert str(mlflow_client.get_model_version_by_alias(MODEL, "champion").version) == str(version)
     return {"raw": raw, "version": str(version), "run_id": run.run_id}
-
-
-def champion(client: Any) -> str:
-    return str(client.get_model_version_by_alias(MODEL, "champion").version)
 
 
 def test_champion_reproduces_bit_identical_features_and_equal_metrics(
@@ -66,14 +70,14 @@ def test_champion_reproduces_bit_identical_features_and_equal_metrics(
 
     new_version = mlflow_client.get_model_version(MODEL, report["reproduced_version"])
     assert new_version.tags["airflow_ml.reproduction_of"] == f"models:/{MODEL}/{original['version']}"
-    assert champion(mlflow_client) == original["version"], "a reproduction is never promoted"
+    assert champion(mlflow_client, MODEL) == original["version"], "a reproduction is never promoted"
 
 
 def test_changing_a_hyperparameter_reports_the_change_and_its_effect(
-    original: dict[str, Any], mlflow_client: Any
+    original: dict[str, Any], mlflow_client: Any, hook: Any
 ) -> None:
     report = reproduce(
-        mlflow_client,
+        hook,
         ReproductionRequest(target=f"models:/{MODEL}/{original['version']}", overrides={"train": {"C": 0.0005}}),
     )
 
@@ -94,26 +98,30 @@ def test_changing_a_hyperparameter_reports_the_change_and_its_effect(
     assert accuracy["delta"] is not None and accuracy["delta"] < 0, accuracy  # heavy regularisation costs accuracy
     assert report.reproduced is False
     assert "train.C=0.0005" in report.to_markdown()
-    assert champion(mlflow_client) == original["version"]
+    assert champion(mlflow_client, MODEL) == original["version"]
 
 
-def test_from_step_train_reuses_the_recorded_features(original: dict[str, Any], mlflow_client: Any) -> None:
+def test_from_step_train_reuses_the_recorded_features(
+    original: dict[str, Any], mlflow_client: Any, hook: Any
+) -> None:
     from airflow_ml_provider.reproduce.original import load_recorded_run
     from airflow_ml_provider.reproduce.runner import _new_parent_run
 
     report = reproduce(
-        mlflow_client, ReproductionRequest(target=f"models:/{MODEL}/{original['version']}", from_step="train")
+        hook, ReproductionRequest(target=f"models:/{MODEL}/{original['version']}", from_step="train")
     )
 
     assert report.reused_steps == ["featurize"]
     assert report.reproduced is True
     experiment = mlflow_client.get_experiment_by_name(DAG_ID).experiment_id
-    rerun = load_recorded_run(mlflow_client, _new_parent_run(mlflow_client, experiment, DAG_ID, report.reproduced_run))
+    rerun = load_recorded_run(hook, _new_parent_run(hook, experiment, DAG_ID, report.reproduced_run))
     assert "featurize" not in rerun.steps, "featurize must not run again"
     assert {"train", "evaluate"} <= set(rerun.steps)
 
 
-def test_changed_raw_data_stops_before_running_anything(original: dict[str, Any], mlflow_client: Any) -> None:
+def test_changed_raw_data_stops_before_running_anything(
+    original: dict[str, Any], mlflow_client: Any, hook: Any
+) -> None:
     import pandas as pd
 
     frame = pd.read_parquet(original["raw"])
@@ -122,7 +130,7 @@ def test_changed_raw_data_stops_before_running_anything(original: dict[str, Any]
     runs_before = len(mlflow_client.search_runs([mlflow_client.get_experiment_by_name(DAG_ID).experiment_id]))
 
     with pytest.raises(RawDataChanged) as error:
-        reproduce(mlflow_client, ReproductionRequest(target=f"models:/{MODEL}/{original['version']}"))
+        reproduce(hook, ReproductionRequest(target=f"models:/{MODEL}/{original['version']}"))
 
     message = str(error.value)
     assert str(original["raw"]) in message

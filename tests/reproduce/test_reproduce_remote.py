@@ -28,7 +28,7 @@ from urllib.parse import quote
 import pytest
 
 from airflow_ml_provider.cli.main import main
-from tests.conftest import run_dag
+from tests.support import run_dag
 
 DAG_ID = "breast_cancer_retrain"
 MODEL = "breast_cancer_classifier"
@@ -193,8 +193,8 @@ def test_wrong_password_is_an_authentication_error(
     err = capsys.readouterr().err
     assert "authentication failed" in err and "'admin'" in err, err
 
-    monkeypatch.delenv("AIRFLOW_ML_AIRFLOW_USER", raising=False)
-    monkeypatch.delenv("AIRFLOW_ML_AIRFLOW_PASSWORD", raising=False)
+    monkeypatch.delenv("AIRFLOW__ML_PROVIDER__AIRFLOW_USER", raising=False)
+    monkeypatch.delenv("AIRFLOW__ML_PROVIDER__AIRFLOW_PASSWORD", raising=False)
     assert main(["reproduce", target, "--airflow-url", deployment["url"], "--report-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "authentication failed" in err and "requires credentials" in err, err
@@ -207,8 +207,8 @@ def test_paused_dag_is_refused_without_unpause(
     url, token = deployment["url"], deployment["token"]
     assert _http(f"{url}/api/v2/dags/{DAG_ID}?update_mask=is_paused", "PATCH", {"is_paused": True}, token)[0] == 200
     runs_before = len(_dag_runs(deployment))
-    monkeypatch.setenv("AIRFLOW_ML_AIRFLOW_USER", deployment["user"])
-    monkeypatch.setenv("AIRFLOW_ML_AIRFLOW_PASSWORD", deployment["password"])
+    monkeypatch.setenv("AIRFLOW__ML_PROVIDER__AIRFLOW_USER", deployment["user"])
+    monkeypatch.setenv("AIRFLOW__ML_PROVIDER__AIRFLOW_PASSWORD", deployment["password"])
 
     code = main(["reproduce", f"models:/{MODEL}/{original['version']}", "--airflow-url", url,
                  "--report-dir", str(tmp_path)])
@@ -224,8 +224,8 @@ def test_reproduces_through_the_rest_api(
     original: dict[str, Any], deployment: dict[str, Any], mlflow_client: Any, tmp_path: Path, capsys: Any,
     monkeypatch: Any
 ) -> None:
-    monkeypatch.setenv("AIRFLOW_ML_AIRFLOW_USER", deployment["user"])
-    monkeypatch.setenv("AIRFLOW_ML_AIRFLOW_PASSWORD", deployment["password"])
+    monkeypatch.setenv("AIRFLOW__ML_PROVIDER__AIRFLOW_USER", deployment["user"])
+    monkeypatch.setenv("AIRFLOW__ML_PROVIDER__AIRFLOW_PASSWORD", deployment["password"])
     started = time.monotonic()
 
     code = main(["reproduce", f"models:/{MODEL}/{original['version']}", "--airflow-url", deployment["url"],

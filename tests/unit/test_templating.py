@@ -46,7 +46,7 @@ def test_coerce_numbers_only_at_the_given_paths() -> None:
     assert coerce_numbers({"t": 0.9}, [("t",)]) == {"t": 0.9}  # native rendering: already a number
 
 
-def _train(df: Any, alpha: float = 1.0, depth: int = 3, scale: bool = False, name: str = "x", loose=None) -> Any:  # noqa: ANN001
+def _train(df: Any, alpha: float = 1.0, depth: int = 3, scale: bool = False, name: str = "x", loose=None) -> Any:
     return None
 
 

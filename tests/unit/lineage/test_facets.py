@@ -5,6 +5,7 @@ without I/O and without raising. Also the environment, hardware and code-identit
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import inspect
 import json
 import os
@@ -13,52 +14,26 @@ import subprocess
 import sys
 import textwrap
 import types
-from collections.abc import Mapping
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator
 from openlineage.client.serde import Serde
-from referencing import Registry, Resource
 
 from airflow_ml_provider.lineage import facets as F
 from airflow_ml_provider.lineage.datasets import (
     LineageDataset,
     expectation_assertions,
-    redact_secrets,
-    strip_credentials,
     to_input,
 )
 from airflow_ml_provider.records import environment as env
-from airflow_ml_provider.records.step_record import StepRecord
-from tests.lineage.spec import SPEC_DIR, require_spec
+from airflow_ml_provider.records.redaction import redact_secrets, strip_credentials
+from airflow_ml_provider.records.step_record import AirflowIds, RecordedModel, StepRecord, parse_results
+from tests.lineage.spec import facet_errors
 
-REPO = Path(__file__).resolve().parents[2]
-SPEC = SPEC_DIR
+REPO = Path(__file__).resolve().parents[3]
 SCHEMAS = REPO / "airflow_ml_provider" / "lineage" / "schemas"
-
-
-def registry() -> Registry:
-    """The OpenLineage spec (core + standard facets) and our schemas, each registered by its ``$id``.
-
-    Without the spec folder the calling test skips (fails in CI) with the reason, as every spec test does."""
-    require_spec()
-    return _registry()
-
-
-@cache
-def _registry() -> Registry:
-    docs = [json.loads(p.read_text()) for p in [SPEC / "OpenLineage.json", *(SPEC / "facets").glob("*.json")]]
-    docs += [json.loads(p.read_text()) for p in SCHEMAS.glob("*.json")]
-    return Registry().with_resources((d["$id"], Resource.from_contents(d)) for d in docs).crawl()
-
-
-def facet_errors(facet: Mapping[str, Any]) -> list[str]:
-    """Problems of one serialised facet against the schema its ``_schemaURL`` names (spec or ours)."""
-    validator = Draft202012Validator({"$ref": facet["_schemaURL"]}, registry=registry(), format_checker=FormatChecker())
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(facet)]
 
 
 def as_dict(facet: Any) -> dict[str, Any]:
@@ -69,9 +44,9 @@ def as_dict(facet: Any) -> dict[str, Any]:
 
 
 def step(name: str, results: dict[str, Any] | None = None, model: dict[str, Any] | None = None) -> Any:
-    record = StepRecord(step=name, mlflow_run_id="r1", airflow={"dag_id": "d", "run_id": "x", "task_id": name})
-    record.results = results or {}
-    record.model = model
+    record = StepRecord(step=name, mlflow_run_id="r1", airflow=AirflowIds("d", "x", name, 1, -1))
+    record.results = parse_results(name, results or {})
+    record.model = None if model is None else RecordedModel.from_dict(model)
     record.environment = {**env.environment_info(), "hardware": env.hardware_info()}
     record.code_identity = env.code_info(sample_transform)
     return types.SimpleNamespace(
@@ -171,6 +146,9 @@ STEPS: dict[str, tuple[dict[str, Any], set[str]]] = {
             "holder_before": "2",
             "holder_after": "3",
             "reason": "newest gated version",
+            "attempt_id": "r1",
+            "at": "2026-01-01T00:00:00+00:00",
+            "by": "airflow:d/x/promote#1",
         },
         {"mlPromotion"},
     ),
@@ -186,6 +164,8 @@ def test_every_facet_class_has_a_shipped_schema_with_its_key() -> None:
         name = cls.__name__
         url = cls._get_schema()
         assert url == f"{F.SCHEMA_BASE_URL}{name}.json#/$defs/{name}"
+        # Versioned: the tag of the installed release (one version source: the package metadata), never main.
+        assert f"/v{importlib.metadata.version('airflow-ml-provider')}/" in url and "/main/" not in url
         doc = json.loads((SCHEMAS / f"{name}.json").read_text())
         assert doc["$id"] == url.split("#")[0]
         assert doc["$schema"] == "https://json-schema.org/draft/2020-12/schema"
@@ -196,6 +176,7 @@ def test_every_facet_class_has_a_shipped_schema_with_its_key() -> None:
     assert {p.stem for p in SCHEMAS.glob("*.json")} == {c.__name__ for c in F.FACETS.values()}
 
 
+@pytest.mark.spec
 @pytest.mark.parametrize("name", sorted(STEPS))
 def test_step_facets_serialise_and_validate(name: str) -> None:
     results, expected = STEPS[name]
@@ -244,6 +225,7 @@ def test_facet_values() -> None:
     assert len(tests) == len(REPORT["results"])
 
 
+@pytest.mark.spec
 def test_a_facet_breaking_its_schema_is_caught() -> None:
     data = as_dict(F.MLGateVerdictRunFacet(status="passed", checks=[F.MLGateCheck(name="c", passed=True)]))
     assert facet_errors(data) == []
@@ -255,7 +237,9 @@ def test_a_facet_breaking_its_schema_is_caught() -> None:
 
 def test_missing_or_malformed_data_leaves_facets_out_and_never_raises() -> None:
     assert F.step_run_facets(None) == {}
-    run = step("evaluate", {"metrics": "not a mapping", "champion": 5})
+    with pytest.raises(ValueError, match=r"results\.metrics must be a mapping"):  # never reaches a facet
+        parse_results("evaluate", {"task": "t", "metrics": "no", "champion": 5, "holdout_fingerprint": "h"})
+    run = step("evaluate")
     run.record.environment = {"hardware": "nope"}
     run.record.code_identity = {"no": "callable"}
     facets = F.step_run_facets(run)
@@ -279,6 +263,7 @@ def test_operator_lineage_methods_never_raise_and_carry_run_facets() -> None:
 # --- data quality ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.spec
 def test_expectations_become_spec_data_quality_assertions() -> None:
     assertions = expectation_assertions(REPORT)
     assert [(a["assertion"], a.get("column"), a["success"]) for a in assertions] == [
@@ -347,6 +332,7 @@ def test_environment_is_cached_and_digests_the_whole_installed_set() -> None:
     assert len(json.dumps(info)) < 2048
 
 
+@pytest.mark.spec
 def test_hardware_without_and_with_gpus(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     env.hardware_info.cache_clear()
     monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi
@@ -388,6 +374,7 @@ def _load_function(path: Path, module: str) -> Any:
     return mod.fit
 
 
+@pytest.mark.spec
 @pytest.mark.skipif(not env.shutil.which("git"), reason="git is not installed")
 def test_code_identity_in_and_out_of_a_git_checkout(tmp_path: Path) -> None:
     source = textwrap.dedent(

@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from airflow_ml_provider.records.step_record import StepRecord
+from airflow_ml_provider.gate import Check, Subject, Verdict
+from airflow_ml_provider.records.step_record import (
+    AirflowIds,
+    EvaluateResult,
+    GateResult,
+    RecordedModel,
+    StepRecord,
+)
 from airflow_ml_provider.reproduce.compare import build_report, compare_model_files, compare_predictions
 from airflow_ml_provider.reproduce.runner import write_report
 
 
 def record(task_id: str, step: str, **fields: Any) -> StepRecord:
     return StepRecord(
-        step=step, mlflow_run_id=f"run-{task_id}", airflow={"task_id": task_id}, status="success", **fields
+        step=step,
+        mlflow_run_id=f"run-{task_id}",
+        airflow=AirflowIds("retrain", "manual__1", task_id, 1, -1),
+        status="success",
+        **fields,
     )
+
+
+def model(version: str) -> RecordedModel:
+    return RecordedModel("m", version, f"models:/m/{version}", None)
 
 
 def pipeline(accuracy: float = 0.95, features: str = "blake3:aa", c: float = 1.0, numpy: str = "2.4.6") -> dict:
@@ -29,10 +45,15 @@ def pipeline(accuracy: float = 0.95, features: str = "blake3:aa", c: float = 1.0
             "train",
             "train",
             params={"C": c, "features_uri": "file:///elsewhere"},
-            model={"name": "m", "version": "7"},
+            model=model("7"),
             environment=env,
         ),
-        "evaluate": record("evaluate", "evaluate", results={"metrics": {"accuracy": accuracy}}, environment=env),
+        "evaluate": record(
+            "evaluate",
+            "evaluate",
+            results=EvaluateResult("classification", {"accuracy": accuracy}, None, "blake3:holdout"),
+            environment=env,
+        ),
     }
 
 
@@ -235,12 +256,13 @@ def test_model_files_are_compared_only_where_the_serialisation_is_byte_stable() 
 
 
 def gate_record(passed: bool, version: str) -> StepRecord:
-    checks = [{"name": "metric:accuracy:threshold", "passed": passed}, {"name": "scenarios", "passed": True}]
+    checks = (Check("metric:accuracy:threshold", passed, ""), Check("scenarios", True, ""))
+    verdict = Verdict(Subject("m", version, None), passed, checks, datetime.now(timezone.utc), {})
     return record(
         "gate",
         "gate",
-        model={"uri": f"models:/m/{version}"},
-        results={"verdict": {"passed": passed, "checks": checks}},
+        model=model(version),
+        results=GateResult(verdict),
         error=None if passed else "gate FAILED for models:/m/8: 1 of 2 checks failed",
     )
 

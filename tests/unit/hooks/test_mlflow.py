@@ -7,8 +7,8 @@ configured secrets backend; it needs no metadata DB and no API server. So these 
 either, and a missing connection surfaces as ``AirflowNotFoundException``, which the hook turns into
 the ``MLFLOW_TRACKING_URI`` fallback.
 
-``get_client`` points MLflow's process-global tracking/registry URIs (and their environment
-variables) at the connection; the ``isolated_mlflow`` fixture puts them back after each test.
+The hook leaves MLflow's process-global URIs and the environment alone (test_mlflow_isolation.py);
+the ``isolated_mlflow`` fixture still puts them back after each test, so a failure cannot leak.
 """
 
 from __future__ import annotations
@@ -24,14 +24,15 @@ from typing import Any
 
 import pytest
 
+from airflow_ml_provider.conf import OPTIONS
 from airflow_ml_provider.hooks.mlflow import (
-    ARTIFACT_LOCATION_ENV,
     HTTP_SETTINGS,
     MlflowConnectionError,
     MlflowHook,
     MlflowSettings,
 )
 
+ARTIFACT_LOCATION_ENV = OPTIONS["mlflow_artifact_location"].env_var  # AIRFLOW__ML_PROVIDER__MLFLOW_ARTIFACT_LOCATION
 ENV_TO_ISOLATE = (
     "MLFLOW_TRACKING_URI",
     "MLFLOW_REGISTRY_URI",
@@ -39,6 +40,7 @@ ENV_TO_ISOLATE = (
     "MLFLOW_TRACKING_PASSWORD",
     "MLFLOW_TRACKING_TOKEN",
     ARTIFACT_LOCATION_ENV,
+    "AIRFLOW_ML_MLFLOW_ARTIFACT_LOCATION",  # its deprecated name
     *(env for _, env, _ in HTTP_SETTINGS),
 )
 
@@ -201,27 +203,15 @@ def test_operator_connection_default_and_config(monkeypatch: pytest.MonkeyPatch)
 # --- credentials and the client -------------------------------------------------------------------------
 
 
-def test_login_becomes_basic_auth_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_login_becomes_this_connections_credentials_not_the_environments(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The credentials stay with the hook (what its requests send: test_mlflow_isolation.py)."""
     connection(
         monkeypatch, "mlflow_auth", login="alice", password="pw-alice-1", extra={"tracking_uri": "http://mlflow:5000"}
     )
-    assert MlflowHook("mlflow_auth").settings.tracking_uri
-    assert os.environ["MLFLOW_TRACKING_USERNAME"] == "alice"
-    assert os.environ["MLFLOW_TRACKING_PASSWORD"] == "pw-alice-1"
-
-
-def test_credentials_do_not_leak_to_another_connection(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two connections in one process (dag.test() runs every task in one): the second, which has no
-    credentials, must not send the first one's to its server."""
-    connection(monkeypatch, "mlflow_private", host="http://private.internal", login="alice", password="pw-alice-1")
-    connection(monkeypatch, "mlflow_public", host="http://public.example.com")
-    assert MlflowHook("mlflow_private").settings.tracking_uri
-    assert MlflowHook("mlflow_public").settings.tracking_uri
-    username, password = (
-        os.environ.get("MLFLOW_TRACKING_USERNAME"),
-        os.environ.get("MLFLOW_TRACKING_PASSWORD"),
-    )
-    assert (username, password) == (None, None), "mlflow_private's credentials are still in the environment"
+    hook = MlflowHook("mlflow_auth")
+    assert hook.settings.tracking_uri
+    assert hook._credentials is not None and hook._credentials.authorization is not None
+    assert not {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} & set(os.environ)
 
 
 def test_get_client_and_experiment_with_artifact_location(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -252,8 +242,8 @@ def test_unreachable_server_fails_test_connection_with_the_uri(monkeypatch: pyte
 
 def test_registry_of_one_connection_does_not_leak_to_another(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Connection A has a separate registry, B has none (its registry is its tracking store). After A's
-    client was made, B's client and the fluent API B's operators use (``log_model``) must use B's store."""
-    import mlflow
+    client was made, B's client must use B's store, and MLflow's global registry is nobody's."""
+    from mlflow.tracking._model_registry import utils as registry_utils
 
     # SQLite clients open nothing until used (an HTTP client's server is asked for once by get_client).
     a_registry = f"sqlite:///{tmp_path / 'registry-a.db'}"
@@ -268,7 +258,7 @@ def test_registry_of_one_connection_does_not_leak_to_another(monkeypatch: pytest
     MlflowHook("mlflow_a").get_client()
     b_client = MlflowHook("mlflow_b").get_client()
 
-    assert mlflow.get_registry_uri() == b_tracking
+    assert registry_utils._registry_uri is None
     assert b_client._registry_uri == b_tracking
 
 
@@ -334,15 +324,15 @@ def test_a_bad_http_bound_names_the_extra_and_the_connection(
 def test_bounds_exported_for_one_connection_are_not_read_back_as_the_users(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """MLflow reads the bounds from the environment, so the hook exports them; a later connection without
-    extras must get the defaults, not the earlier connection's values."""
+    """MLflow reads the bounds from the environment, so the hook sets them for its calls only; after them
+    the variable is gone again and a later connection without extras gets the defaults."""
     connection(
         monkeypatch,
         "mlflow_patient",
         extra={"tracking_uri": f"sqlite:///{tmp_path / 'p.db'}", "http_request_timeout": 60},
     )
-    MlflowHook("mlflow_patient").get_client()
-    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "60"
+    MlflowHook("mlflow_patient").experiment_ids()
+    assert "MLFLOW_HTTP_REQUEST_TIMEOUT" not in os.environ
     connection(monkeypatch, "mlflow_default_bounds", extra={"tracking_uri": "http://m:5000"})
     assert MlflowHook("mlflow_default_bounds").settings.http_request_timeout == 10
 
@@ -401,7 +391,7 @@ def test_an_answering_server_error_is_not_called_unreachable(monkeypatch: pytest
     from mlflow.exceptions import MlflowException
 
     class NotMlflow(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+        def do_POST(self) -> None:  # the http.server API
             self.send_error(404)
 
         do_GET = do_POST

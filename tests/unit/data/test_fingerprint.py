@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from blake3 import blake3
 
+from airflow_ml_provider.conf import OPTIONS
 from airflow_ml_provider.data import fingerprint
 from airflow_ml_provider.data.fingerprint import (
-    CACHE_DIR_ENV,
     CHUNK_SIZE,
     fingerprint_directory,
     fingerprint_file,
@@ -26,6 +26,7 @@ from airflow_ml_provider.data.fingerprint import (
 )
 
 OLD = 1_600_000_000  # 2020-09-13: an mtime well in the past
+CACHE_DIR_ENV = OPTIONS["fingerprint_cache_dir"].env_var  # AIRFLOW__ML_PROVIDER__FINGERPRINT_CACHE_DIR
 
 
 def settled(path: Path, mtime: int = OLD) -> Path:

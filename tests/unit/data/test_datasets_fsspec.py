@@ -7,11 +7,9 @@ exactly as AWS would be) when moto and s3fs are installed (the ``dev`` extra).
 
 from __future__ import annotations
 
-import logging
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,7 @@ from airflow_ml_provider.data.fingerprint import (
     fingerprint_fsspec,
 )
 from airflow_ml_provider.lineage.datasets import dataset_identity, file_dataset, to_output, uri_dataset
+from tests.support import moto_s3
 
 BUCKET = "ml-artifacts"
 
@@ -51,43 +50,6 @@ def b3(data: bytes) -> str:
 def frame(rows: int = 50, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     return pd.DataFrame({"x": rng.random(rows), "n": rng.integers(0, 100, rows), "s": [f"r{i}" for i in range(rows)]})
-
-
-@contextmanager
-def moto_s3(bucket: str = BUCKET) -> Iterator[str]:
-    """An S3 server (moto) on 127.0.0.1 with ``bucket``; s3fs reaches it through ``AWS_ENDPOINT_URL_S3``.
-
-    Yields the endpoint URL. The environment and s3fs's instance cache are restored afterwards.
-    """
-    import s3fs
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    env = {
-        "AWS_ENDPOINT_URL_S3": endpoint,
-        "AWS_ACCESS_KEY_ID": "test",  # short fake credentials: moto accepts any
-        "AWS_SECRET_ACCESS_KEY": "fake",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    s3fs.S3FileSystem.clear_instance_cache()
-    try:
-        s3fs.S3FileSystem().mkdir(bucket)
-        yield endpoint
-    finally:
-        s3fs.S3FileSystem.clear_instance_cache()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        server.stop()
 
 
 @pytest.fixture(scope="module")

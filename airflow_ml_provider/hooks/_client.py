@@ -1,0 +1,284 @@
+"""How :class:`~airflow_ml_provider.hooks.mlflow.MlflowHook` talks to MLflow without process-wide state.
+
+MLflow keeps its connection state in the process: the fluent API's tracking and registry URIs are
+module globals (mirrored into ``MLFLOW_TRACKING_URI``/``MLFLOW_REGISTRY_URI``), credentials are read
+from ``MLFLOW_TRACKING_USERNAME``/``_PASSWORD``/``_TOKEN`` and the HTTP bounds from
+``MLFLOW_HTTP_REQUEST_*``, all on every request. A triggerer serves gates of many connections in one
+process, so the hook changes none of that permanently. The seams used (MLflow 3.17):
+
+- **Credentials, tracking and registry requests**: the client's REST stores are built with this
+  connection's :class:`~mlflow.utils.rest_utils.MlflowHostCreds` (``RestStore(get_host_creds)`` is
+  MLflow's own constructor argument for that), through small subclasses of MLflow's tracking and
+  registry service clients (:func:`connection_client`).
+- **Credentials, everything else** (the server's artifact proxy ``mlflow-artifacts:``, ``models:/``
+  downloads and the fluent ``log_model``/``load_model``, which build their own stores from the
+  environment): a request-header provider, registered once with MLflow's header registry, adds this
+  connection's ``Authorization`` header while a :func:`request_scope` is open in the calling thread
+  or task (a :class:`~contextvars.ContextVar`: other threads and other hooks never see it). Credentials
+  the user exported in the environment win there, as MLflow puts them after the providers' headers.
+- **HTTP bounds**: MLflow's ``http_request`` takes them as arguments but its REST stores never pass
+  them, so they can only be given as the environment variables, which this module sets for the span of
+  each call and restores afterwards (:func:`http_bounds`). The environment is shared by all threads:
+  calls that overlap in time (two gates checked at once in a triggerer) run with the bounds of the
+  one that started first; the variables are back as they were once none is running.
+- **Fluent URIs** (``log_model``/``load_model`` read the global URIs): set for the call and restored
+  (:func:`fluent_uris`), under a process-wide lock. A task process serves one connection, so this
+  only serialises a task's own model logging and loading.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextvars
+import functools
+import os
+import threading
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.utils.rest_utils import MlflowHostCreds
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """A connection's login (basic auth) or password alone (a bearer token); never logged."""
+
+    username: str | None = None
+    password: str | None = None
+
+    def __repr__(self) -> str:  # keep secrets out of tracebacks and logs
+        return f"Credentials(username={self.username!r}, password={'***' if self.password else None})"
+
+    @property
+    def authorization(self) -> str | None:
+        """The ``Authorization`` header MLflow would send for these credentials."""
+        if self.username:
+            raw = f"{self.username}:{self.password or ''}".encode()
+            return "Basic " + base64.standard_b64encode(raw).decode()
+        return f"Bearer {self.password}" if self.password else None
+
+
+def is_http(uri: str) -> bool:
+    return uri.lower().startswith(("http://", "https://"))
+
+
+# --- HTTP bounds -------------------------------------------------------------------------------------
+
+_bounds_lock = threading.Lock()
+_bounds_depth = 0
+_bounds_saved: dict[str, str | None] = {}
+
+
+@contextmanager
+def http_bounds(bounds: Mapping[str, int]) -> Iterator[None]:
+    """MLflow's HTTP bounds (``{variable: value}``) for the span of a call; the environment as it was after.
+
+    Nested and overlapping spans share the values of the outermost one (see the module docstring).
+    """
+    global _bounds_depth, _bounds_saved
+    with _bounds_lock:
+        if _bounds_depth == 0:
+            _bounds_saved = {name: os.environ.get(name) for name in bounds}
+            os.environ.update({name: str(value) for name, value in bounds.items()})
+        _bounds_depth += 1
+    try:
+        yield
+    finally:
+        with _bounds_lock:
+            _bounds_depth -= 1
+            if _bounds_depth == 0:
+                for name, value in _bounds_saved.items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
+
+
+# --- credentials outside the client's own stores -------------------------------------------------------
+
+_scoped_authorization: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "airflow_ml_mlflow_authorization", default=None
+)
+_provider_lock = threading.Lock()
+_provider_registered = False
+
+
+def _register_header_provider() -> None:
+    """Register (once per process) the provider that adds the scoped connection's ``Authorization`` header."""
+    global _provider_registered
+    with _provider_lock:
+        if _provider_registered:
+            return
+        from mlflow.tracking.request_header.abstract_request_header_provider import RequestHeaderProvider
+        from mlflow.tracking.request_header.registry import _request_header_provider_registry
+
+        class ConnectionAuthorization(RequestHeaderProvider):
+            """Inert outside :func:`request_scope`: ``in_context`` is False when no connection is scoped."""
+
+            def in_context(self) -> bool:
+                return _scoped_authorization.get() is not None
+
+            def request_headers(self) -> dict[str, str]:
+                value = _scoped_authorization.get()
+                return {"Authorization": value} if value else {}
+
+        _request_header_provider_registry.register(ConnectionAuthorization)
+        _provider_registered = True
+
+
+@contextmanager
+def request_scope(credentials: Credentials | None, bounds: Mapping[str, int]) -> Iterator[None]:
+    """This connection's credentials and HTTP bounds for MLflow requests made outside the client's stores."""
+    authorization = credentials.authorization if credentials else None
+    if authorization:
+        _register_header_provider()
+    token = _scoped_authorization.set(authorization)
+    try:
+        with http_bounds(bounds):
+            yield
+    finally:
+        _scoped_authorization.reset(token)
+
+
+# --- fluent URIs -----------------------------------------------------------------------------------------
+
+_fluent_lock = threading.RLock()
+
+
+@contextmanager
+def fluent_uris(tracking_uri: str, registry_uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API at these URIs for the call, then put back the globals and their variables."""
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    with _fluent_lock:
+        saved_env = {name: os.environ.get(name) for name in names}
+        saved_tracking, saved_registry = tracking_utils._tracking_uri, registry_utils._registry_uri
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(registry_uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(saved_tracking)  # type: ignore[arg-type]  # None unsets, as MLflow's own scope does
+            registry_utils._registry_uri = saved_registry
+            for name, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+@contextmanager
+def quiet_serialization() -> Iterator[None]:
+    """Silence the warnings skops raises while (de)serialising scikit-learn models.
+
+    skops looks functions up across every loaded module, which touches each deprecated Airflow
+    attribute: over a thousand DeprecatedImportWarning lines per task log, none about the user's code.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"skops\.")
+        yield
+
+
+# --- the client ------------------------------------------------------------------------------------------
+
+
+def host_creds(uri: str, credentials: Credentials | None) -> MlflowHostCreds:
+    """MLflow's host credentials for ``uri``: the connection's (None: MLflow's, from the environment);
+    TLS and the other options from the environment, as MLflow reads them."""
+    from mlflow.utils.credentials import get_default_host_creds
+
+    creds = get_default_host_creds(uri)
+    if credentials is None:
+        return creds
+    username, password, token = (
+        (credentials.username, credentials.password or "", None)
+        if credentials.username
+        else (None, None, credentials.password)
+    )
+    creds.username, creds.password, creds.token = username, password, token
+    return creds
+
+
+def connection_client(
+    tracking_uri: str, registry_uri: str, credentials: Credentials | None, bounds: Mapping[str, int]
+) -> MlflowClient:
+    """An ``MlflowClient`` whose HTTP tracking and registry stores use ``credentials`` and ``bounds``."""
+    return _client_class()(tracking_uri, registry_uri, credentials, dict(bounds))
+
+
+@functools.cache
+def _client_class() -> Any:
+    """Built on first use, so that importing the hook never imports MLflow (DAG parse time)."""
+    from mlflow import MlflowClient
+    from mlflow.store.model_registry.rest_store import RestStore as RegistryRestStore
+    from mlflow.store.tracking.rest_store import RestStore as TrackingRestStore
+    from mlflow.tracking._model_registry.client import ModelRegistryClient
+    from mlflow.tracking._tracking_service.client import TrackingServiceClient
+
+    class Bounded:
+        """A REST store (tracking or registry) with fixed host credentials, each request within ``bounds``."""
+
+        def __init__(self, creds: MlflowHostCreds, bounds: Mapping[str, int]) -> None:
+            super().__init__(lambda: creds)  # type: ignore[call-arg]  # RestStore(get_host_creds)
+            self._bounds = bounds
+
+        def _call_endpoint(self, *args: Any, **kwargs: Any) -> Any:
+            with http_bounds(self._bounds):
+                return super()._call_endpoint(*args, **kwargs)  # type: ignore[misc]
+
+    class BoundedTrackingStore(Bounded, TrackingRestStore):  # type: ignore[misc]
+        pass
+
+    class BoundedRegistryStore(Bounded, RegistryRestStore):  # type: ignore[misc]
+        pass
+
+    class OwnStore:
+        """A service client whose ``store`` is the one given (else MLflow's, for a URI that is not HTTP)."""
+
+        _rest: Any = None
+
+        @property
+        def store(self) -> Any:
+            return self._rest if self._rest is not None else super().store  # type: ignore[misc]
+
+    class TrackingClient(OwnStore, TrackingServiceClient):  # type: ignore[misc]
+        def __init__(self, uri: str, credentials: Credentials | None, bounds: Mapping[str, int]) -> None:
+            self._rest = BoundedTrackingStore(host_creds(uri, credentials), bounds) if is_http(uri) else None
+            super().__init__(uri)
+
+    class RegistryClient(OwnStore, ModelRegistryClient):  # type: ignore[misc]
+        def __init__(
+            self, uri: str, tracking_uri: str, credentials: Credentials | None, bounds: Mapping[str, int]
+        ) -> None:
+            self._rest = BoundedRegistryStore(host_creds(uri, credentials), bounds)
+            super().__init__(uri, tracking_uri)
+
+    class ConnectionClient(MlflowClient):  # type: ignore[misc]
+        """MLflow's client, with its tracking and registry service clients replaced by the ones above."""
+
+        def __init__(
+            self, tracking_uri: str, registry_uri: str, credentials: Credentials | None, bounds: Mapping[str, int]
+        ) -> None:
+            super().__init__(tracking_uri=tracking_uri, registry_uri=registry_uri)
+            self._tracking_client = TrackingClient(tracking_uri, credentials, bounds)
+            self._connection = (registry_uri, credentials, bounds)
+            self._connection_registry: Any = None
+
+        def _get_registry_client(self) -> Any:
+            """A non-HTTP registry is MLflow's own (it reads no credentials); built lazily, as MLflow does."""
+            registry_uri, credentials, bounds = self._connection
+            if not is_http(registry_uri):
+                return super()._get_registry_client()
+            if self._connection_registry is None:
+                self._connection_registry = RegistryClient(registry_uri, self.tracking_uri, credentials, bounds)
+            return self._connection_registry
+
+    return ConnectionClient
