@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
-from airflow_ml_provider.records.tags import TAG_GATE_FINGERPRINT, TAG_GATE_RUN, TAG_GATE_STATUS, VERDICT_ARTIFACT
-
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -392,35 +390,13 @@ class ModelGateSensor(BaseSensorOperator):
         self._record(hook, ref, verdict, context)
 
     def _record(self, hook: MlflowHook, ref: ModelRef, verdict: Verdict, context: Context) -> None:
-        """Store the verdict in MLflow; a verdict that cannot be stored cannot be promoted on.
-
-        A failed verdict is a failed step: the gate's step run ends FAILED with the verdict's summary as
-        its record's error (so the DAG run's parent run is FAILED too), the verdict still recorded in full.
-        """
+        """Store the verdict in MLflow (:func:`~airflow_ml_provider.gate.store.record_verdict`); a verdict that
+        cannot be stored cannot be promoted on, so for a passing one that fails the task."""
+        from airflow_ml_provider.gate.store import record_verdict
         from airflow_ml_provider.operators.base import resolve_experiment
-        from airflow_ml_provider.records.step_record import GateResult, RecordedModel
-        from airflow_ml_provider.records.step_run import step_run
 
         try:
-            with step_run(
-                hook, resolve_experiment(self.experiment_name, hook, context), context, "gate", None
-            ) as run:
-                run.record.model = RecordedModel(
-                    name=ref.name, version=ref.version, uri=ref.uri, fingerprint=verdict.subject.model_fingerprint
-                )
-                run.record.results = GateResult(verdict)
-                run.log_dict(verdict.to_dict(), VERDICT_ARTIFACT)
-                run.log_metrics(
-                    {"gate_passed": float(verdict.passed), "gate_failed_checks": len(verdict.failures)}
-                )
-                tags = {
-                    TAG_GATE_STATUS: "passed" if verdict.passed else "failed",
-                    TAG_GATE_RUN: run.run_id,
-                    TAG_GATE_FINGERPRINT: verdict.subject.model_fingerprint or "",
-                }
-                hook.set_model_version_tags(ref.name, ref.version, tags)
-                if not verdict.passed:
-                    run.fail(verdict.summary())
+            record_verdict(hook, resolve_experiment(self.experiment_name, hook, context), context, ref, verdict)
         except Exception as e:
             if verdict.passed:
                 from airflow.sdk.exceptions import AirflowFailException

@@ -51,8 +51,6 @@ def test_mlflow_unreachable(baseline: Baseline, assert_blocked: Any, monkeypatch
         port = s.getsockname()[1]
     uri = f"http://127.0.0.1:{port}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    # mlflow.set_registry_uri() (called by every MlflowHook) exports MLFLOW_REGISTRY_URI, which the hook
-    # reads back as the configured registry: drop the one left by earlier tests.
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
@@ -60,9 +58,9 @@ def test_mlflow_unreachable(baseline: Baseline, assert_blocked: Any, monkeypatch
     try:
         outcome = run_gate(baseline.client, MODEL, version)
     finally:
-        mlflow.set_tracking_uri(previous[0])  # the hook points the fluent API at its store
-        mlflow.set_registry_uri(previous[1])
         monkeypatch.undo()
+    # The gate's hook left MLflow's globals alone (it used to repoint them, and the next test's store with them).
+    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == previous
 
     assert not outcome.passed
     assert f"cannot read evidence for models:/{MODEL}/{version} from MLflow" in outcome.message

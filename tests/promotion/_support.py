@@ -32,8 +32,8 @@ def unique(prefix: str) -> str:
 
 
 def record_passing_verdict(store: Store, name: str, version: str, fingerprint: str) -> str:
-    """Record a passing gate verdict for the version with ModelGateSensor's own recording (a gate step run
-    holding the verdict, and the version's gate tags); returns the gate run's id."""
+    """Record a passing gate verdict for the version with the gate's own recording (``gate.store.record_verdict``,
+    as ModelGateSensor does: a gate step run holding the verdict, and the version's gate tags); returns the run id."""
     from airflow_ml_provider.gate import (
         EvaluationEvidence,
         Evidence,
@@ -43,9 +43,8 @@ def record_passing_verdict(store: Store, name: str, version: str, fingerprint: s
         Subject,
         decide,
     )
+    from airflow_ml_provider.gate.store import record_verdict
     from airflow_ml_provider.model.reference import ModelRef
-    from airflow_ml_provider.records.tags import TAG_GATE_RUN
-    from airflow_ml_provider.sensors.model_gate import ModelGateSensor
     from tests.support import make_context
 
     now = datetime.now(timezone.utc)
@@ -69,17 +68,9 @@ def record_passing_verdict(store: Store, name: str, version: str, fingerprint: s
     )
     verdict = decide(policy, evidence, now)
     assert verdict.passed, verdict.to_table()
-    ref = ModelRef(name, version)
-    sensor = ModelGateSensor(
-        task_id="gate",
-        model=ref.uri,
-        policy=policy,
-        experiment_name=store.client.get_experiment(store.experiment_id).name,
-        deferrable=False,
-    )
-    # The sensor records through a private method: there is no public function for "record this verdict".
-    sensor._record(store.hook, ref, verdict, make_context(f"gate_{name}", "gate"))
-    return str(store.client.get_model_version(name, version).tags[TAG_GATE_RUN])
+    experiment = store.client.get_experiment(store.experiment_id).name
+    context = make_context(f"gate_{name}", "gate")
+    return record_verdict(store.hook, experiment, context, ModelRef(name, version), verdict)
 
 
 def make_gated_versions(store: Store, model_dirs: list[Path], name: str, count: int = VERSIONS) -> list[str]:

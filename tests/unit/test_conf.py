@@ -4,7 +4,6 @@ list``; the ``AIRFLOW_ML_*`` variables of earlier releases still work, with a wa
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import warnings
@@ -87,16 +86,3 @@ def test_importing_conf_imports_no_airflow() -> None:
     code = "import sys, airflow_ml_provider.conf; print('airflow' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
-
-
-def test_airflow_config_list_shows_every_option(tmp_path: Path) -> None:
-    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__ML_PROVIDER__LOCK_DIR": "/srv/locks"}
-    airflow = Path(sys.executable).parent / "airflow"
-    listed = subprocess.run(
-        [str(airflow), "config", "list", "--section", "ml_provider", "--include-descriptions", "--show-values"],
-        capture_output=True, text=True, env=env, timeout=120, check=True,
-    ).stdout
-    for key in conf.OPTIONS:
-        assert f"{key} =" in listed, listed
-    assert "lock_dir = /srv/locks" in listed, listed
-    assert "Directory of the promotion file locks" in listed

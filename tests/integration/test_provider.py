@@ -1,4 +1,4 @@
-"""The package is a real Airflow provider, and importing it costs DAG files nothing heavy."""
+"""The installed package as Airflow sees it (providers list, config list); importing it costs DAG files nothing."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+from airflow_ml_provider import conf
 
 HEAVY = ("mlflow", "great_expectations", "pandas", "pyarrow", "sklearn", "openlineage.client", "numpy")
 
@@ -81,3 +84,16 @@ def test_airflow_renders_the_connection_form_from_the_provider_info() -> None:
     widgets = manager.connection_form_widgets
     for field in ("http_request_timeout", "http_request_max_retries", "http_request_backoff_factor"):
         assert f"extra__mlflow__{field}" in widgets, field
+
+
+def test_airflow_config_list_shows_every_option(tmp_path: Path) -> None:
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path), "AIRFLOW__ML_PROVIDER__LOCK_DIR": "/srv/locks"}
+    airflow = Path(sys.executable).parent / "airflow"
+    listed = subprocess.run(
+        [str(airflow), "config", "list", "--section", "ml_provider", "--include-descriptions", "--show-values"],
+        capture_output=True, text=True, env=env, timeout=120, check=True,
+    ).stdout
+    for key in conf.OPTIONS:
+        assert f"{key} =" in listed, listed
+    assert "lock_dir = /srv/locks" in listed, listed
+    assert "Directory of the promotion file locks" in listed
