@@ -35,7 +35,8 @@ def register(subparsers: Any) -> None:
 
 @store.with_store("error", EXIT_ERROR)
 def run(args: argparse.Namespace, mlflow_store: store.Store) -> int:
-    from airflow_ml_provider.promotion.attempt import Outcome, PromotionError, cli_actor, rollback
+    from airflow_ml_provider.promotion.attempt import PromotionError, cli_actor, rollback
+    from airflow_ml_provider.promotion.rule import Outcome
     from airflow_ml_provider.records.tags import rolled_back_tag
 
     try:

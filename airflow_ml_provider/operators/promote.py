@@ -6,9 +6,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.operators.model_step import ModelStepOperator
-from airflow_ml_provider.promotion.eligibility import PromotionRefused, require_passing_verdict
-
-__all__ = ["PromoteModelOperator", "PromotionRefused", "require_passing_verdict"]
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -62,7 +59,8 @@ class PromoteModelOperator(ModelStepOperator):
     def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> dict[str, Any] | None:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airflow_ml_provider.promotion.attempt import Outcome, promote, record_attempt
+        from airflow_ml_provider.promotion.attempt import promote, record_attempt
+        from airflow_ml_provider.promotion.rule import Outcome
 
         ref, _ = self.open_model(hook, run)
         result = record_attempt(

@@ -52,7 +52,8 @@ class RollbackModelOperator(MLStepOperator):
     def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from airflow_ml_provider.promotion.attempt import Outcome, record_attempt, rollback
+        from airflow_ml_provider.promotion.attempt import record_attempt, rollback
+        from airflow_ml_provider.promotion.rule import Outcome
 
         run.set_tags({TAG_MODEL_NAME: self.model_name, TAG_ALIAS: self.alias})
         result = record_attempt(

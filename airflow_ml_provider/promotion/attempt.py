@@ -1,21 +1,10 @@
 """
-Promotion and rollback of a registry alias: the rule, and the core that the operators and the CLI share.
+Promotion and rollback of a registry alias: the I/O core that the operators and the CLI share.
 
 MLflow aliases are plain upserts with no compare-and-set, so every move of an alias here happens
 under :func:`airflow_ml_provider.promotion.lock.promotion_lock` (a PostgreSQL advisory lock when the registry
 is PostgreSQL, a file lock otherwise), follows :func:`decide_promotion`, is read back after writing,
 and is recorded on the model version whatever its outcome.
-
-The rule (pure, no I/O):
-
-- promote: the newest gated version wins. A version older than the current holder of the alias never
-  replaces it (outcome ``superseded``: a correct result, not an error); promoting the version that
-  already holds the alias changes nothing (``unchanged``); a version that was rolled back from this
-  alias is not promoted again (``refused``) until someone removes its ``airflow_ml.rolled_back.<alias>``
-  tag.
-- rollback: the alias goes back to the previous holder recorded when the current one was promoted.
-  That version is older by design, so the "older never replaces newer" rule does not apply; the
-  version rolled back from is marked so that no stale retry promotes it again.
 
 Both directions require the version that ends up holding the alias to carry a passing gate verdict
 for its exact artifact fingerprint (:func:`~airflow_ml_provider.promotion.eligibility.require_passing_verdict`).
@@ -23,9 +12,8 @@ for its exact artifact fingerprint (:func:`~airflow_ml_provider.promotion.eligib
 Every registry call goes through :class:`~airflow_ml_provider.hooks.mlflow.MlflowHook`; the registry's
 URI (the connection's registry, else its tracking store) is also the promotion lock's key.
 
-The rule itself and the attempt's result are pure data in :mod:`airflow_ml_provider.promotion.rule`
-(re-exported here). This module imports only the standard library and that rule at import time (DAG
-parse cost is zero).
+The rule and the attempt's result are pure, in :mod:`airflow_ml_provider.promotion.rule`. This module
+imports only the standard library and that rule at import time (DAG parse cost is zero).
 """
 
 from __future__ import annotations
@@ -36,10 +24,10 @@ import logging
 import socket
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, TypedDict
 
 from airflow_ml_provider.exceptions import AirflowMLError
+from airflow_ml_provider.parsing import utc_now
 from airflow_ml_provider.promotion.rule import (
     Decision,
     Mode,
@@ -140,10 +128,6 @@ def rollback(hook: MlflowHook, model_name: str, **options: Unpack[AttemptOptions
     return _Attempt(hook, model_name, Mode.ROLLBACK, None, **options).run()
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
 def _error_detail(error: BaseException) -> str:
     """Name the kind of failure without quoting the database driver's text."""
     code = getattr(error, "error_code", None)
@@ -178,7 +162,7 @@ class _Attempt:
         self.attempt_id = attempt_id or uuid.uuid4().hex
         self.lock_timeout = lock_timeout
         self.lock_uri = lock_uri
-        self.started = _now()
+        self.started = utc_now()
         self.holder: str | None = None
         self.record_version: str | None = candidate  # the version the attempt is recorded on
         self.step = "waiting for the promotion lock"

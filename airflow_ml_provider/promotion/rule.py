@@ -4,6 +4,17 @@ The promotion rule, and the record of one attempt: pure data and a pure decision
 :func:`decide_promotion` says whether an alias may move; :class:`PromotionResult` is what an attempt
 did, as the attempt tag and the promote/rollback step record hold it. The I/O around them (lock,
 write, read back) is :mod:`airflow_ml_provider.promotion.attempt`.
+
+The rule (pure, no I/O):
+
+- promote: the newest gated version wins. A version older than the current holder of the alias never
+  replaces it (outcome ``superseded``: a correct result, not an error); promoting the version that
+  already holds the alias changes nothing (``unchanged``); a version that was rolled back from this
+  alias is not promoted again (``refused``) until someone removes its ``airflow_ml.rolled_back.<alias>``
+  tag.
+- rollback: the alias goes back to the previous holder recorded when the current one was promoted.
+  That version is older by design, so the "older never replaces newer" rule does not apply; the
+  version rolled back from is marked so that no stale retry promotes it again.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_ml_provider.parsing import utc_now
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -222,7 +224,7 @@ class ModelGateSensor(BaseSensorOperator):
             problems.append(f"cannot resolve the MLflow connection: {e}")
         if problems:  # nothing worth waiting for: decide now, failing closed
             return self._conclude(context, self._assess(context, allow_wait=False))
-        deadline = _now() + timedelta(seconds=self.timeout)
+        deadline = utc_now() + timedelta(seconds=self.timeout)
         trigger = ModelGateTrigger(
             model_name=ref.name,
             model_version=ref.version,
@@ -264,7 +266,7 @@ class ModelGateSensor(BaseSensorOperator):
             approval=approval,
             problems=(*gathered.evidence.problems, *problems, *approval_problems, *extra_problems),
         )
-        now = _now()
+        now = utc_now()
         waiting: tuple[str, ...] = ()
         if allow_wait and self.wait_for_evidence and not extra_problems:
             waiting = waiting_for(policy, Gathered(evidence, gathered.pending), now)
@@ -277,7 +279,7 @@ class ModelGateSensor(BaseSensorOperator):
         from airflow_ml_provider.gate import decide
 
         evidence = dataclasses.replace(assessment.evidence, problems=(*assessment.evidence.problems, problem))
-        verdict = decide(assessment.policy, evidence, _now())
+        verdict = decide(assessment.policy, evidence, utc_now())
         return dataclasses.replace(assessment, evidence=evidence, verdict=verdict, waiting=())
 
     def _timeout_problem(self, steps: Sequence[str], detail: str | None = None) -> str:
@@ -314,7 +316,7 @@ class ModelGateSensor(BaseSensorOperator):
             subject=Subject(ref.name, ref.version, None),
             passed=False,
             checks=(Check("policy", False, reason),),
-            decided_at=_now(),
+            decided_at=utc_now(),
             policy=_recordable(self.policy),
         )
         self._publish_verdict(context, resolve_hook(self.mlflow_conn_id), ref, verdict)
@@ -479,8 +481,3 @@ def _error(error: BaseException) -> str:
     text = " ".join(str(error).split())
     return f"{type(error).__name__}: {text[:500]}" if text else type(error).__name__
 
-
-def _now() -> Any:
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc)

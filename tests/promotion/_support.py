@@ -31,9 +31,8 @@ def unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
-def record_passing_verdict(store: Store, name: str, version: str, fingerprint: str) -> str:
-    """Record a passing gate verdict for the version with the gate's own recording (``gate.store.record_verdict``,
-    as ModelGateSensor does: a gate step run holding the verdict, and the version's gate tags); returns the run id."""
+def passing_verdict(name: str, version: str, fingerprint: str) -> Any:
+    """A passing gate verdict for the version (an accuracy threshold met), decided by the gate's own ``decide``."""
     from airflow_ml_provider.gate import (
         EvaluationEvidence,
         Evidence,
@@ -43,9 +42,6 @@ def record_passing_verdict(store: Store, name: str, version: str, fingerprint: s
         Subject,
         decide,
     )
-    from airflow_ml_provider.gate.store import record_verdict
-    from airflow_ml_provider.model.reference import ModelRef
-    from tests.support import make_context
 
     now = datetime.now(timezone.utc)
     policy = GatePolicy(
@@ -68,7 +64,18 @@ def record_passing_verdict(store: Store, name: str, version: str, fingerprint: s
     )
     verdict = decide(policy, evidence, now)
     assert verdict.passed, verdict.to_table()
+    return verdict
+
+
+def record_passing_verdict(store: Store, name: str, version: str, fingerprint: str) -> str:
+    """Record a passing gate verdict for the version with the gate's own recording (``gate.store.record_verdict``,
+    as ModelGateSensor does: a gate step run holding the verdict, and the version's gate tags); returns the run id."""
+    from airflow_ml_provider.gate.store import record_verdict
+    from airflow_ml_provider.model.reference import ModelRef
+    from tests.support import make_context
+
     experiment = store.client.get_experiment(store.experiment_id).name
+    verdict = passing_verdict(name, version, fingerprint)
     context = make_context(f"gate_{name}", "gate")
     return record_verdict(store.hook, experiment, context, ModelRef(name, version), verdict)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from airflow_ml_provider.promotion.attempt import Outcome
+from airflow_ml_provider.promotion.rule import Outcome
 from airflow_ml_provider.records.tags import TAG_ATTEMPT_PREFIX, previous_tag
 from tests.promotion._support import VERSIONS, Store, make_gated_versions, unique
 

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from airflow_ml_provider.promotion.attempt import Outcome, PromotionError, promote
+from airflow_ml_provider.promotion.attempt import PromotionError, promote
 from airflow_ml_provider.promotion.lock import promotion_lock
+from airflow_ml_provider.promotion.rule import Outcome
 from airflow_ml_provider.records.tags import TAG_ATTEMPT_PREFIX
-from tests.promotion._support import Store, make_gated_versions, unique
+from tests.promotion._support import Store, make_gated_versions, passing_verdict, unique
 
 RAW = "(psycopg2.OperationalError) server closed the connection unexpectedly [SQL: UPDATE ...]"
 
@@ -88,3 +89,28 @@ def test_a_database_error_is_wrapped_with_what_happened_and_what_to_do(
     assert "psycopg2" not in message and "SQL" not in message
     assert isinstance(caught.value.__cause__, Exception)  # the original stays chained for the task log
     assert attempts(store, name, v1)[-1]["outcome"] == "error"
+
+
+def test_a_passing_verdict_that_cannot_be_recorded_fails_the_gate(gated: tuple[Store, str, list[str]]) -> None:
+    """The version vanished between the decision and the recording: the sensor fails (nothing to promote on),
+    saying why, and the gate's step run is FAILED, not left RUNNING or FINISHED."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_ml_provider.model.reference import ModelRef
+    from airflow_ml_provider.records.tags import KIND_STEP, TAG_DAG_ID, TAG_KIND, TAG_STEP
+    from airflow_ml_provider.sensors.model_gate import ModelGateSensor
+    from tests.support import make_context
+
+    store, name, (v1, _) = gated
+    store.client.delete_model_version(name, v1)
+    experiment = store.client.get_experiment(store.experiment_id).name
+    sensor = ModelGateSensor(task_id="gate", model=f"models:/{name}/{v1}", policy={}, experiment_name=experiment)
+    dag_id = f"gate_{unique('gone')}"
+    with pytest.raises(AirflowFailException, match="gate passed but the verdict could not be recorded in MLflow"):
+        verdict = passing_verdict(name, v1, "blake3:x")
+        sensor._record(store.hook, ModelRef(name, v1), verdict, make_context(dag_id, "gate"))
+    runs = store.client.search_runs(
+        [store.experiment_id], f"tags.`{TAG_KIND}` = '{KIND_STEP}' and tags.`{TAG_STEP}` = 'gate' "
+        f"and tags.`{TAG_DAG_ID}` = '{dag_id}'"
+    )
+    assert [run.info.status for run in runs] == ["FAILED"]

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from airflow_ml_provider.cli.main import main
-from airflow_ml_provider.promotion.attempt import Mode, Outcome, PromotionResult, promote, rollback
+from airflow_ml_provider.promotion.attempt import promote, rollback
 from airflow_ml_provider.promotion.lock import promotion_lock
+from airflow_ml_provider.promotion.rule import Mode, Outcome, PromotionResult
 from airflow_ml_provider.records.tags import (
     TAG_ATTEMPT_PREFIX,
     TAG_GATE_RUN,

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from airflow_ml_provider.promotion.attempt import Mode, Outcome, decide_promotion, version_number
+from airflow_ml_provider.promotion.rule import Mode, Outcome, decide_promotion, version_number
 
 P, R = Mode.PROMOTE, Mode.ROLLBACK
 
