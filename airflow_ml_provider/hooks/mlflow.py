@@ -451,12 +451,15 @@ class MlflowHook(BaseHook):
 
         MLflow adds a ``registered_model_meta`` file to downloads of ``models:/<name>/<version>`` (registry
         bookkeeping, not model bytes); it is removed, so a logged model and its version have the same files.
+        The fluent URIs are scoped too: MLflow resolves a logged model's ``models:/m-<id>`` through a client
+        of the global tracking URI, whatever ``tracking_uri`` it is given (seen against an HTTP server:
+        "Logged model ... not found" from the local default store).
         """
         import tempfile
 
         import mlflow
 
-        with tempfile.TemporaryDirectory() as tmp, self._scope():
+        with tempfile.TemporaryDirectory() as tmp, self._scope(fluent=True):
             local = Path(
                 mlflow.artifacts.download_artifacts(
                     artifact_uri=model_uri, dst_path=tmp, tracking_uri=self.tracking_uri,
@@ -479,9 +482,15 @@ class MlflowHook(BaseHook):
                 return None
             raise
 
-    def model_versions(self, name: str) -> list[ModelVersion]:
-        """Every version of registered model ``name``, newest first."""
-        found = self.get_client().search_model_versions(f"name = '{name}'")
+    def model_versions(self, name: str, *, run_ids: Sequence[str] | None = None) -> list[ModelVersion]:
+        """Every version of registered model ``name``, newest first; with ``run_ids``, only those logged by
+        these MLflow runs (the version's ``run_id``: set at registration, before any tag)."""
+        query = f"name = '{name}'"
+        if run_ids is not None:
+            if not run_ids:
+                return []
+            query += " and run_id IN (" + ", ".join(f"'{run_id}'" for run_id in run_ids) + ")"
+        found = self.get_client().search_model_versions(query)
         return sorted(found, key=lambda v: int(v.version), reverse=True)
 
     def registered_model_exists(self, name: str) -> bool:
