@@ -4,6 +4,9 @@
 # and, while working:
 #   make test-unit - the unit tests only (tests/unit: no DAG runs, no stores, no servers; under a minute)
 #   make lint      - ruff, then mypy (strict on the pure gate core)
+#   make deploy    - docker-compose.yaml's topology on this machine without Docker (deploy/native.py):
+#                    MLflow server, Airflow on Celery with two workers, PostgreSQL and Redis of the machine
+#   make deploy-down [PURGE=1] - stop exactly what `make deploy` started (PURGE=1: drop its databases and state)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -11,7 +14,7 @@ UV := $(VENV)/bin/uv
 DEMO := $(CURDIR)/.demo
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-unit bench lint clean-demo
+.PHONY: install demo test test-unit bench lint clean-demo deploy deploy-down
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +42,12 @@ bench: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy airflow_ml_provider
+
+deploy: install
+	$(PY) deploy/native.py up $(DEPLOY_ARGS)
+
+deploy-down:
+	$(PY) deploy/native.py down $(if $(PURGE),--purge)
 
 clean-demo:
 	rm -rf $(DEMO)

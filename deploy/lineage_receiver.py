@@ -21,13 +21,13 @@ LINEAGE_PATH = "/api/v1/lineage"
 class LineageHandler(BaseHTTPRequestHandler):
     server: LineageServer
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         if self.path == "/health":
             self._answer(200, b'{"status": "ok"}')
         else:
             self._answer(404, b'{"error": "not found"}')
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         if self.path.rstrip("/") != LINEAGE_PATH:
             self._answer(404, b'{"error": "POST OpenLineage events to /api/v1/lineage"}')
             return
@@ -51,7 +51,7 @@ class LineageHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (http.server's signature)
+    def log_message(self, format: str, *args: object) -> None:
         """Quiet: one line per event would drown the service's log."""
 
 

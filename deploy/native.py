@@ -560,15 +560,32 @@ def _summary(plan: Plan) -> str:
     return "\n".join(lines)
 
 
+def _plan_from_args(args: argparse.Namespace, state: Path) -> Plan:
+    def pairs(values: list[str], what: str) -> dict[str, str]:
+        bad = [v for v in values if "=" not in v]
+        if bad:
+            raise DeployError(f"{what} must be KEY=VALUE, got {bad[0]!r}")
+        return dict(v.split("=", 1) for v in values)
+
+    return make_plan(
+        load_compose(), project=args.project, state=state, port_base=args.port_base, workers=args.workers,
+        redis_db=args.redis_db, profiles=tuple(args.profile), mounts=pairs(args.mount, "--mount"),
+        overrides=pairs(args.env, "--env"),
+    )
+
+
+def cmd_plan(args: argparse.Namespace) -> None:
+    """What `up` would start, as JSON, without starting anything."""
+    plan = _plan_from_args(args, Path(args.state or ROOT / ".deploy" / args.project).resolve())
+    print(json.dumps({"processes": [asdict(p) for p in plan.processes], "urls": plan.urls,
+                      "databases": plan.databases, "redis_url": plan.redis_url, "extra": plan.extra}, indent=1))
+
+
 def cmd_up(args: argparse.Namespace) -> None:
     state = Path(args.state or ROOT / ".deploy" / args.project).resolve()
     if _state_file(state).exists() and any(alive(p) for p in load(state).processes):
         raise DeployError(f"deployment {args.project!r} is already running (state: {state}); stop it first")
-    plan = make_plan(
-        load_compose(), project=args.project, state=state, port_base=args.port_base, workers=args.workers,
-        redis_db=args.redis_db, profiles=tuple(args.profile), mounts=dict(m.split("=", 1) for m in args.mount),
-        overrides=dict(e.split("=", 1) for e in args.env),
-    )
+    plan = _plan_from_args(args, state)
     for directory in plan.extra["paths"].values():
         if Path(directory).is_relative_to(state):  # the home and named volumes; bind mounts exist already
             Path(directory).mkdir(parents=True, exist_ok=True)
@@ -642,7 +659,8 @@ def cmd_status(args: argparse.Namespace) -> None:
         print(json.dumps({"processes": rows, "urls": plan.urls, "login": plan.login, "extra": plan.extra}))
         return
     for row in rows:
-        print(f"{row['name']:<24} {'running' if row['running'] else 'stopped':<8} pid {row['pid'] or '-':<8} {row['log']}")
+        running = "running" if row["running"] else "stopped"
+        print(f"{row['name']:<24} {running:<8} pid {row['pid'] or '-':<8} {row['log']}")
 
 
 def cmd_env(args: argparse.Namespace) -> None:
@@ -663,15 +681,18 @@ def main(argv: list[str] | None = None) -> None:
         "AIRFLOW_ML_DEPLOY_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the topology")
-    up.add_argument("--port-base", type=int, help="native ports from here on (default: the published ports)")
-    up.add_argument("--workers", type=int, default=2, help="Celery workers (default 2)")
-    up.add_argument("--redis-db", type=int, default=0, help="Redis database number for the broker")
-    up.add_argument("--profile", action="append", default=[], help="compose profiles to include, e.g. flower")
-    up.add_argument("--mount", action="append", default=[], metavar="CONTAINER_PATH=HOST_PATH",
-                    help="use another host directory for a mount, e.g. /opt/airflow/dags=./my_dags")
-    up.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a variable in every process (like a compose override file)")
+    plan = sub.add_parser("plan", help="print what `up` would start (JSON), start nothing")
+    for p in (up, plan):
+        p.add_argument("--port-base", type=int, help="native ports from here on (default: the published ports)")
+        p.add_argument("--workers", type=int, default=2, help="Celery workers (default 2)")
+        p.add_argument("--redis-db", type=int, default=0, help="Redis database number for the broker")
+        p.add_argument("--profile", action="append", default=[], help="compose profiles to include, e.g. flower")
+        p.add_argument("--mount", action="append", default=[], metavar="CONTAINER_PATH=HOST_PATH",
+                       help="use another host directory for a mount, e.g. /opt/airflow/dags=./my_dags")
+        p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a variable in every process (like a compose override file)")
     up.set_defaults(func=cmd_up)
+    plan.set_defaults(func=cmd_plan)
     down = sub.add_parser("down", help="stop every process `up` started")
     down.add_argument("--purge", action="store_true", help="also drop the databases, Redis keys and state")
     down.set_defaults(func=cmd_down)
