@@ -71,8 +71,10 @@ _OPTION_LIST = (
     Option(
         "artifact_root",
         "Where operators write datasets (features, splits, predictions), content-addressed: "
-        "a local directory or any fsspec URL such as s3://bucket/prefix. "
-        "Default: $AIRFLOW_HOME/ml_artifacts.",
+        "a local directory or any fsspec URL such as s3://bucket/prefix. With workers on several machines it "
+        "must be a directory every worker mounts at the same path, or an object store. "
+        "Default: $AIRFLOW_HOME/ml_artifacts, a directory of each worker (warned about in the task log under "
+        "an executor other than LocalExecutor).",
         example="/data/airflow-ml",
         version_added="0.1.0",
     ),

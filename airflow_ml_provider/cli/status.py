@@ -40,14 +40,14 @@ def run(args: argparse.Namespace, mlflow_store: store.Store) -> int:
         return 1
     champion = hook.alias_version(args.model, args.alias)
     print(f"{args.model}: {len(versions)} version(s); alias {args.alias!r} -> {champion or '(unset)'}")
-    print(f"{'version':>7}  {'gate':<8} {'created':<19}  {'previous champion':<17}  {'fingerprint':<23}  note")
+    print(f"{'version':>7}  {'gate':<9} {'created':<19}  {'previous champion':<17}  {'fingerprint':<23}  note")
     for v in versions[: args.limit]:
         created = datetime.fromtimestamp(v.creation_timestamp / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
         mark = "*" if str(v.version) == champion else " "
         line = (
-            f"{mark}{v.version:>6}  {v.tags.get(TAG_GATE_STATUS, '-'):<8} {created:<19}  "
+            f"{mark}{v.version:>6}  {v.tags.get(TAG_GATE_STATUS, '-'):<9} {created:<19}  "
             f"{v.tags.get(TAG_PREVIOUS_CHAMPION, '-'):<17}  {v.tags.get(TAG_MODEL_FINGERPRINT, '-')[:23]:<23}  "
-            f"{_reproduction_of(v, args.model) or ''}"
+            f"{_reproduction_of(v, args.model) or _abandoned_by(v) or ''}"
         )
         print(line.rstrip())
     latest = versions[0]
@@ -66,6 +66,15 @@ def run(args: argparse.Namespace, mlflow_store: store.Store) -> int:
         for check in _failed_checks(hook, latest):
             print(f"  FAILED {check['name']}: {check['reason']}")
     return 0
+
+
+def _abandoned_by(version: Any) -> str | None:
+    """'abandoned by <task try>: <why>' for a version its train attempt left without a verdict, else None."""
+    from airflow_ml_provider.records.tags import GATE_ABANDONED, TAG_ABANDONED_BY, TAG_GATE_STATUS
+
+    if version.tags.get(TAG_GATE_STATUS) != GATE_ABANDONED:
+        return None
+    return f"abandoned by {version.tags.get(TAG_ABANDONED_BY) or 'an unrecorded attempt'}"
 
 
 def _reproduction_of(version: Any, model: str) -> str | None:

@@ -40,7 +40,10 @@ from airflow_ml_provider.records.step_record import (
     read_step_record,
 )
 from airflow_ml_provider.records.tags import (
+    GATE_ABANDONED,
+    TAG_ABANDONED_BY,
     TAG_FEATURES_FINGERPRINT,
+    TAG_GATE_STATUS,
     TAG_MODEL_FINGERPRINT,
     TAG_MODEL_NAME,
     TAG_STEP,
@@ -153,6 +156,11 @@ def gather(
     tags = version.tags
     subject = Subject(ref.name, ref.version, tags.get(TAG_MODEL_FINGERPRINT))
     problems: list[str] = []
+    if tags.get(TAG_GATE_STATUS) == GATE_ABANDONED:
+        problems.append(
+            f"{ref.uri} was abandoned ({tags.get(TAG_ABANDONED_BY) or 'no reason recorded'}): the train attempt "
+            "that registered it did not complete, so it is never gated; gate the version a completed attempt registered"
+        )
     trained_on = [fp for fp in [tags.get(TAG_FEATURES_FINGERPRINT)] if fp]
     if not trained_on:
         problems.append(f"{ref.uri} has no recorded training features fingerprint (not trained by TrainOperator?)")

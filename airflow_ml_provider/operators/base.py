@@ -141,11 +141,17 @@ class MLStepOperator(BaseOperator):
         return resolve_hook(self.mlflow_conn_id)
 
     def resolve_artifact_root(self) -> str:
+        """The artifact root this step writes to; the worker-local default is warned about (once per
+        process) when the executor may run the next task on another machine."""
+        from airflow_ml_provider.deployment import warn_about_artifact_root
+
         root = self.artifact_root or conf.get("artifact_root")
+        is_default = not root
         if not root:
             root = os.path.join(
                 os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow")), "ml_artifacts"
             )
+        warn_about_artifact_root(root, is_default=is_default)
         return root
 
     # --- execution -------------------------------------------------------------------------------

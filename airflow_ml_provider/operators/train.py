@@ -40,7 +40,10 @@ class TrainOperator(MLStepOperator):
     content-addressed and recorded), ``train(train_df, **train_params)`` fits the model on the
     train split, and the model is logged with the scikit-learn flavor when it is a scikit-learn
     estimator (pyfunc otherwise). The version is tagged with the Airflow dag_id, run_id, task_id,
-    the features fingerprint and the model artifact fingerprint.
+    the features fingerprint and the model artifact fingerprint, and its gate status is ``pending``
+    from registration until the gate's verdict. A version this task registered and never got a verdict
+    for, because the attempt failed or was killed, is marked ``abandoned`` (by the attempt itself, or by
+    the task's next try), so the gate and promotion refuse it and ``airflow-ml status`` shows it.
 
     Returns (XCom): ``model_name``, ``version``, ``run_id``, ``model_uri``, ``model_fingerprint``,
     ``train`` and ``holdout`` dataset references.
@@ -112,8 +115,11 @@ class TrainOperator(MLStepOperator):
 
     def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> dict[str, Any]:
         from airflow_ml_provider.data.datasets import DatasetError, read_verified, write_frame
+        from airflow_ml_provider.gate.store import abandon_earlier_attempts, abandoned_on_error, mark_pending
         from airflow_ml_provider.reproduce.run_conf import settings_for
 
+        if run.record.airflow.try_number > 1:  # a killed try left its version without a verdict: mark it
+            abandon_earlier_attempts(hook, run, self.registered_model_name)
         features_ref, features = read_verified(self.features, "features")
         self._lineage_inputs = [file_dataset(features_ref)]
         run.record_input("features", features_ref)
@@ -170,26 +176,28 @@ class TrainOperator(MLStepOperator):
         version = str(info["version"])
         from airflow_ml_provider.model.reference import fingerprint_model
 
-        fingerprint = fingerprint_model(info["model_uri"], hook)
-        task = self.task or ("classification" if hasattr(model, "predict_proba") else "regression")
-        tags = {
-            TAG_DAG_ID: run.record.airflow.dag_id,
-            TAG_RUN_ID: run.record.airflow.run_id,
-            TAG_TASK_ID: run.record.airflow.task_id,
-            TAG_TRAINING_RUN: run.run_id,
-            TAG_MODEL_FINGERPRINT: fingerprint,
-            TAG_FEATURES_FINGERPRINT: features_ref.fingerprint,
-            TAG_TARGET: self.target_column,
-            TAG_FEATURE_COLUMNS: json.dumps(list(x_train.columns)),
-            TAG_TASK: task,
-        }
-        reproduction_of = settings_for(context).reproduction_of
-        if reproduction_of:
-            tags[TAG_REPRODUCTION_OF] = reproduction_of
-        featurize_run = self.features.get("mlflow_run_id") if isinstance(self.features, Mapping) else None
-        if featurize_run:
-            tags[evidence_tag("featurize")] = featurize_run
-        hook.set_model_version_tags(self.registered_model_name, version, tags)
+        mark_pending(hook, self.registered_model_name, version)
+        with abandoned_on_error(hook, run, self.registered_model_name, version):
+            fingerprint = fingerprint_model(info["model_uri"], hook)
+            task = self.task or ("classification" if hasattr(model, "predict_proba") else "regression")
+            tags = {
+                TAG_DAG_ID: run.record.airflow.dag_id,
+                TAG_RUN_ID: run.record.airflow.run_id,
+                TAG_TASK_ID: run.record.airflow.task_id,
+                TAG_TRAINING_RUN: run.run_id,
+                TAG_MODEL_FINGERPRINT: fingerprint,
+                TAG_FEATURES_FINGERPRINT: features_ref.fingerprint,
+                TAG_TARGET: self.target_column,
+                TAG_FEATURE_COLUMNS: json.dumps(list(x_train.columns)),
+                TAG_TASK: task,
+            }
+            reproduction_of = settings_for(context).reproduction_of
+            if reproduction_of:
+                tags[TAG_REPRODUCTION_OF] = reproduction_of
+            featurize_run = self.features.get("mlflow_run_id") if isinstance(self.features, Mapping) else None
+            if featurize_run:
+                tags[evidence_tag("featurize")] = featurize_run
+            hook.set_model_version_tags(self.registered_model_name, version, tags)
 
         run.record.model = RecordedModel(
             name=self.registered_model_name,

@@ -10,6 +10,10 @@ from typing import TYPE_CHECKING
 
 from airflow_ml_provider.exceptions import AirflowMLError
 from airflow_ml_provider.records.tags import (
+    GATE_ABANDONED,
+    GATE_PASSED,
+    GATE_PENDING,
+    TAG_ABANDONED_BY,
     TAG_GATE_FINGERPRINT,
     TAG_GATE_RUN,
     TAG_GATE_STATUS,
@@ -45,7 +49,16 @@ def require_passing_verdict(hook: MlflowHook, ref: ModelRef, version: ModelVersi
     if tags.get(TAG_REPRODUCTION_OF):
         raise PromotionRefused(f"it is a reproduction of {tags[TAG_REPRODUCTION_OF]}; reproductions are never promoted")
     status = tags.get(TAG_GATE_STATUS)
-    if status != "passed":
+    if status == GATE_PENDING:
+        raise PromotionRefused(
+            f"it has not been through the gate yet (gate status {GATE_PENDING!r}): run ModelGateSensor on it first"
+        )
+    if status == GATE_ABANDONED:
+        raise PromotionRefused(
+            f"it was abandoned ({tags.get(TAG_ABANDONED_BY) or 'no reason recorded'}): a version left by a train "
+            "attempt that did not complete is never gated or promoted; promote one that a completed attempt registered"
+        )
+    if status != GATE_PASSED:
         raise PromotionRefused(
             "it has no passing gate verdict" if status is None else f"its gate verdict is {status!r}"
         )

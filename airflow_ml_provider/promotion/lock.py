@@ -9,7 +9,9 @@ Which lock is used depends on where the registry lives:
 - anything else (SQLite, a file store, an MLflow server over HTTP): an exclusive ``flock`` on a lock
   file. It holds across processes on one machine only. When the registry is an MLflow server shared
   by several machines, set ``[ml_provider] lock_uri`` to a PostgreSQL database every worker can reach
-  (for example the one behind the MLflow server) to get the advisory lock instead.
+  (for example the one behind the MLflow server) to get the advisory lock instead. A file lock taken
+  where tasks or promoters may run on other machines (a remote executor, a registry served over HTTP)
+  is warned about once per process (:mod:`airflow_ml_provider.deployment`).
 
 Every failure is a :class:`LockError` whose message says what happened and what to do; database
 driver errors are chained, never shown bare.
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from airflow_ml_provider import conf
+from airflow_ml_provider.deployment import warn_about_promotion_lock
 from airflow_ml_provider.exceptions import AirflowMLError
 from airflow_ml_provider.records.redaction import strip_credentials
 
@@ -96,13 +99,7 @@ def promotion_lock(
             f"(postgresql:// or postgresql+<driver>://). Fix [{conf.SECTION}] lock_uri "
             f"({conf.OPTIONS['lock_uri'].env_var}) or unset it to lock on this machine only."
         )
-    if uri.split("://", 1)[0].lower() in ("http", "https", "databricks"):
-        log.warning(
-            "Promotion lock for %r is a file lock: it serialises promotions on this machine only. "
-            "With workers on several machines set [%s] lock_uri to a PostgreSQL database they all reach.",
-            model_name,
-            conf.SECTION,
-        )
+    warn_about_promotion_lock(uri)  # once per process, when tasks or promoters may be on other machines
     with _file_lock(uri, model_name, timeout) as held:
         yield held
 

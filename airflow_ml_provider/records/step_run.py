@@ -139,17 +139,41 @@ def _step_runs(hook: MlflowHook, parent_run_id: str) -> list[dict[str, Any]]:
     steps: list[dict[str, Any]] = []
     for run in hook.child_runs(parent_run_id, f"tags.`{TAG_KIND}` = '{KIND_STEP}'"):
         tags = run.data.tags
-        try_number = tags.get(TAG_TRY, "0")
         steps.append(
             {
                 "task_id": tags.get(TAG_TASK_ID, run.info.run_name),
                 "map_index": int(tags.get(TAG_MAP_INDEX, "-1")),
-                "try_number": int(try_number) if try_number.isdigit() else 0,
+                "try_number": _try_number(run),
                 "start_time": run.info.start_time,
                 "status": run.info.status,
             }
         )
     return steps
+
+
+def _try_number(run: Any) -> int:
+    """The Airflow try a step run was opened by (0 when its tag is missing or not a number)."""
+    value = run.data.tags.get(TAG_TRY, "0")
+    return int(value) if value.isdigit() else 0
+
+
+def earlier_attempts(hook: MlflowHook, current: StepRun) -> list[Any]:
+    """The step runs of this task instance's earlier tries (same DAG run, task and map index), oldest first.
+
+    A try killed from outside (SIGKILL, a lost worker) never closed its run or cleaned up after itself;
+    its retry finds what it left through these runs.
+    """
+    ids = current.record.airflow
+    query = (
+        f"tags.`{TAG_KIND}` = '{KIND_STEP}' and tags.`{TAG_TASK_ID}` = '{ids.task_id}' "
+        f"and tags.`{TAG_MAP_INDEX}` = '{ids.map_index}'"
+    )
+    runs = [
+        run
+        for run in hook.child_runs(current.parent_run_id, query)
+        if run.info.run_id != current.run_id and _try_number(run) < ids.try_number
+    ]
+    return sorted(runs, key=lambda run: (_try_number(run), run.info.start_time))
 
 
 def _reconcile_parent(hook: MlflowHook, parent_run_id: str) -> str:

@@ -55,6 +55,16 @@ EVIDENCE_TAG_PREFIX = "airflow_ml.evidence."
 TAG_GATE_STATUS = "airflow_ml.gate.status"
 TAG_GATE_RUN = "airflow_ml.gate.run_id"
 TAG_GATE_FINGERPRINT = "airflow_ml.gate.model_fingerprint"
+#: Values of :data:`TAG_GATE_STATUS` (gate/store.py writes them). ``pending``: set by TrainOperator as soon
+#: as the version is registered, until a verdict replaces it with ``passed`` or ``failed``. ``abandoned``:
+#: the train attempt that registered it did not finish (a later attempt of the task marks it, or the
+#: attempt itself when it fails with an error); the gate and promotion refuse it.
+GATE_PENDING = "pending"
+GATE_PASSED = "passed"
+GATE_FAILED = "failed"
+GATE_ABANDONED = "abandoned"
+#: On an ``abandoned`` version: which attempt abandoned it and why.
+TAG_ABANDONED_BY = "airflow_ml.abandoned_by"
 
 # --- on a model version, written by promotion and rollback
 #: On the promoted version: the version that held ``champion`` before it ("none" for the first).

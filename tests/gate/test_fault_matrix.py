@@ -360,3 +360,21 @@ def test_model_artifact_changed_after_training(baseline: Baseline, assert_blocke
     assert problem.startswith("model artifact changed after training: fingerprint now blake3:")
     assert problem.endswith(f"recorded {recorded}")
     assert_blocked(version)
+
+
+def test_abandoned_version(baseline: Baseline, assert_blocked: Any) -> None:
+    """A version whose train attempt did not complete, as its retry marks it: all other evidence is green."""
+    version = baseline.candidate()
+    by = "gate_tests/manual__x/train try 2: superseded by a retry (registered by try 1); never gated"
+    baseline.client.set_model_version_tag(MODEL, version, "airflow_ml.gate.status", "abandoned")
+    baseline.client.set_model_version_tag(MODEL, version, "airflow_ml.abandoned_by", by)
+
+    outcome = run_gate(baseline.client, MODEL, version)
+
+    assert not outcome.passed
+    assert set(outcome.failures) == {"evidence:problem"}
+    assert outcome.failures["evidence:problem"] == [
+        f"models:/{MODEL}/{version} was abandoned ({by}): the train attempt that registered it did not complete, "
+        "so it is never gated; gate the version a completed attempt registered"
+    ]
+    assert_blocked(version)

@@ -108,6 +108,12 @@ def test_version_without_a_verdict_is_refused(candidate: dict[str, Any], gate_ta
     refused(candidate, client, "no passing gate verdict")
 
 
+def test_version_pending_the_gate_is_refused(candidate: dict[str, Any], gate_tags: Any, client: Any) -> None:
+    """As TrainOperator leaves every version it registers until the gate has run."""
+    gate_tags({TAG_GATE_STATUS: "pending", TAG_GATE_RUN: None, TAG_GATE_FINGERPRINT: None})
+    refused(candidate, client, "it has not been through the gate yet (gate status 'pending')", "ModelGateSensor")
+
+
 def test_version_with_a_failed_verdict_is_refused(candidate: dict[str, Any], gate_tags: Any, client: Any) -> None:
     gate_tags({TAG_GATE_STATUS: "failed"})
     refused(candidate, client, "'failed'")

@@ -23,7 +23,9 @@ from airflow_ml_provider.model import reference as models
 from airflow_ml_provider.operators.train import TrainOperator
 from airflow_ml_provider.records.environment import callable_name
 from airflow_ml_provider.records.tags import (
+    TAG_ABANDONED_BY,
     TAG_FEATURES_FINGERPRINT,
+    TAG_GATE_STATUS,
     TAG_MODEL_FINGERPRINT,
     TAG_TARGET,
     TAG_TASK,
@@ -35,7 +37,7 @@ from tests.operators._support import (
     model_versions,
     unique,
 )
-from tests.support import make_context
+from tests.support import ROOT, FakeTaskInstance, make_context
 
 DAG = "ops_train"
 TARGET = "label"
@@ -253,6 +255,7 @@ def test_registered_version_is_tagged(trained: dict[str, Any], featurized: dict[
     assert tags[TAG_FEATURES_FINGERPRINT] == featurized["result"]["fingerprint"]
     assert tags[evidence_tag("featurize")] == featurized["result"]["mlflow_run_id"]
     assert tags[TAG_TARGET] == "target" and tags[TAG_TASK] == "classification"
+    assert tags[TAG_GATE_STATUS] == "pending"  # no verdict yet: promotion refuses it until the gate has run
     assert model_versions(client, result["model_name"]) == [result["version"]]
 
     record = assert_step_succeeded(client, trained["context"])
@@ -310,3 +313,116 @@ def test_logging_a_model_does_not_flood_the_task_log_with_airflow_deprecations(f
         trainer(features).execute(make_context(DAG, "train"))
 
     assert [str(w.message) for w in caught if "airflow.utils" in str(w.message)] == []
+
+
+# --- attempts that did not complete: no version is left without a verdict and unmarked -------------------
+
+#: Try 1 of a train task, in its own process, SIGKILLed right after its version is registered (as a
+#: Celery worker dies mid-task). The kill is placed by replacing the step that follows registration
+#: (fingerprinting the artifact): the one point in this test where a real part is replaced, because the
+#: moment between two MLflow calls cannot be hit from outside.
+KILLED_AFTER_REGISTERING = """
+import json, os, signal, sys
+from airflow_ml_provider.model import reference
+reference.fingerprint_model = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+from airflow_ml_provider.operators.train import TrainOperator
+from tests.example import TARGET, train
+from tests.support import FakeTaskInstance
+args = json.loads(sys.argv[1])
+TrainOperator(
+    task_id="train", features=args["features"], train=train, target_column=TARGET,
+    registered_model_name=args["model"],
+).execute({"ti": FakeTaskInstance(args["dag_id"], args["run_id"], "train", try_number=1)})
+"""
+
+
+def test_retry_marks_the_version_of_a_killed_try_abandoned_and_promotion_refuses_it(
+    featurized: dict[str, Any], client: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_ml_provider.operators.promote import PromoteModelOperator
+    from tests.example import TARGET, train
+
+    name = unique("ops_train_killed")
+    run_id = make_context(DAG, "train")["ti"].run_id
+    args = {"features": featurized["result"], "model": name, "dag_id": DAG, "run_id": run_id}
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_REGISTERING, json.dumps(args)],
+        cwd=ROOT, env=os.environ, capture_output=True, text=True, timeout=600,
+    )
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    [orphan] = model_versions(client, name)
+    assert client.get_model_version(name, orphan).tags[TAG_GATE_STATUS] == "pending"  # said before it died
+
+    retry = TrainOperator(task_id="train", features=featurized["result"], train=train, target_column=TARGET,
+                          registered_model_name=name)
+    result = retry.execute({"ti": FakeTaskInstance(DAG, run_id, "train", try_number=2)})
+
+    assert model_versions(client, name) == [orphan, result["version"]]
+    tags = client.get_model_version(name, orphan).tags
+    assert tags[TAG_GATE_STATUS] == "abandoned"
+    assert tags[TAG_ABANDONED_BY] == (
+        f"{DAG}/{run_id}/train try 2: superseded by a retry (registered by try 1); never gated"
+    )
+    assert client.get_model_version(name, result["version"]).tags[TAG_GATE_STATUS] == "pending"
+
+    from airflow_ml_provider.cli.main import main
+
+    capsys.readouterr()
+    assert main(["status", name, "--tracking-uri", client.tracking_uri]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line[:7].strip().isdigit()}
+    assert rows[orphan].split()[1] == "abandoned" and rows[orphan].endswith(f"abandoned by {tags[TAG_ABANDONED_BY]}")
+    assert rows[result["version"]].split()[1] == "pending"
+
+    with pytest.raises(AirflowFailException) as excinfo:
+        PromoteModelOperator(task_id="promote", model=f"models:/{name}/{orphan}").execute(
+            make_context(DAG, "promote", run_id)
+        )
+    message = str(excinfo.value)
+    assert f"Refusing to promote models:/{name}/{orphan}" in message
+    assert f"it was abandoned ({tags[TAG_ABANDONED_BY]})" in message
+    assert client.get_model_version(name, orphan).tags[TAG_GATE_STATUS] == "abandoned"
+
+
+def test_a_try_that_fails_after_registering_marks_its_own_version_abandoned(
+    features: dict[str, Any], client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The artifact cannot be read back right after logging it: a fault a live store does not produce on
+    demand, so the fingerprinting step is replaced by one that raises (the only replaced part here)."""
+
+    def unreadable(*args: Any, **kwargs: Any) -> str:
+        raise OSError("artifact store unreadable")
+
+    monkeypatch.setattr(models, "fingerprint_model", unreadable)
+    op = trainer(features)
+    context = make_context(DAG, op.task_id)
+    with pytest.raises(OSError, match="artifact store unreadable") as excinfo:
+        op.execute(context)
+
+    [version] = model_versions(client, op.registered_model_name)
+    tags = client.get_model_version(op.registered_model_name, version).tags
+    assert tags[TAG_GATE_STATUS] == "abandoned"
+    ti = context["ti"]
+    assert tags[TAG_ABANDONED_BY] == (
+        f"{DAG}/{ti.run_id}/train try 1: failed after registering it (OSError); never gated"
+    )
+    assert_step_failed(client, context, excinfo.value, "artifact store unreadable")
+
+
+def test_a_retry_leaves_versions_with_a_verdict_alone(features: dict[str, Any], client: Any) -> None:
+    """Try 1 completed and its version was gated; the task was cleared and runs again: the verdict stands."""
+    op = trainer(features)
+    run_id = make_context(DAG, "train")["ti"].run_id
+    first = op.execute({"ti": FakeTaskInstance(DAG, run_id, "train", try_number=1)})
+    client.set_model_version_tag(op.registered_model_name, first["version"], TAG_GATE_STATUS, "failed")
+
+    op.execute({"ti": FakeTaskInstance(DAG, run_id, "train", try_number=2)})
+
+    tags = client.get_model_version(op.registered_model_name, first["version"]).tags
+    assert tags[TAG_GATE_STATUS] == "failed" and TAG_ABANDONED_BY not in tags
