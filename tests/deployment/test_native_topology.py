@@ -199,7 +199,8 @@ def test_the_mlflow_server_stopped_during_a_run_fails_the_step_naming_it_and_a_r
         tis = airflow_api.task_instances(EXAMPLE, run_id)
         failed = sorted(t for t, ti in tis.items() if ti["state"] == "failed")
         assert failed and tis["promote"]["state"] in ("upstream_failed", "failed"), tis
-        text = " ".join(str(line.get("event")) for line in task_log(deployment, EXAMPLE, run_id, failed[0]))
+        # The exception's message is in the record's error_detail, beside the event.
+        text = " ".join(json.dumps(line) for line in task_log(deployment, EXAMPLE, run_id, failed[0]))
         assert deployment.urls["mlflow"] in text and "Cannot reach MLflow" in text, text[-3000:]
     finally:
         deployment.run("start", "mlflow", timeout=300)
