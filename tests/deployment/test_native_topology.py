@@ -85,11 +85,16 @@ def test_the_example_runs_on_celery_defers_its_gate_and_promotes_on_the_mlflow_s
     version = version_of_run(client, run_id)
     assert champion(client) == version.version
     assert version.tags["airflow_ml.gate.status"] == "passed"
-    # OpenLineage events arrived over HTTP: START and COMPLETE for every task of this run.
-    events = events_of(deployment, run_id)
-    seen = {(e["job"]["name"], e["eventType"]) for e in events}
-    for task in STEPS:
-        assert {(f"{EXAMPLE}.{task}", "START"), (f"{EXAMPLE}.{task}", "COMPLETE")} <= seen, (task, sorted(seen))
+    # OpenLineage events arrived over HTTP: START and COMPLETE for every task of this run. The last ones
+    # may be sent just after the run is marked success: give them a few seconds.
+    wanted = {(f"{EXAMPLE}.{task}", kind) for task in STEPS for kind in ("START", "COMPLETE")}
+    deadline = time.monotonic() + 60
+    while True:
+        seen = {(e["job"]["name"], e["eventType"]) for e in events_of(deployment, run_id)}
+        if wanted <= seen or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert wanted <= seen, sorted(wanted - seen)
 
 
 @pytest.mark.timeout(1200)
@@ -222,7 +227,8 @@ def test_with_the_lineage_receiver_down_every_task_succeeds_and_mlflow_keeps_eve
         assert airflow_api.wait(EXAMPLE, run_id) == "success", airflow_api.task_instances(EXAMPLE, run_id)
     finally:
         deployment.run("start", "openlineage")
-    assert events_of(deployment, run_id) == []  # nothing reached the receiver while it was down
+    # What reached the receiver is not asserted: the last events of a run (predict's COMPLETE, the DAG
+    # run's) may be sent after the run is already success, i.e. after the receiver is back (seen in CI).
     steps = client.search_runs(
         experiment_ids=[e.experiment_id for e in client.search_experiments()],
         filter_string=f"tags.`airflow.run_id` = '{run_id}' and tags.`airflow_ml.kind` = 'step'",
