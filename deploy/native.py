@@ -521,7 +521,7 @@ def save(plan: Plan) -> None:
     data = {
         "project": plan.project, "urls": plan.urls, "login": list(plan.login), "databases": plan.databases,
         "redis_url": plan.redis_url, "extra": plan.extra,
-        "processes": [{k: v for k, v in asdict(p).items()} for p in plan.processes],
+        "processes": [asdict(p) for p in plan.processes],
     }
     path = _state_file(plan.state)
     tmp = path.with_suffix(".tmp")

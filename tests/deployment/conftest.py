@@ -138,8 +138,22 @@ def deployment(postgres_server: None, redis_server: None) -> Iterator[Deployment
         status = json.loads(launcher(state, "status", "--json").stdout)
         yield Deployment(state, status["urls"], tuple(status["login"]), up.stdout)
     finally:
+        recorded = launcher(state, "status", "--json")
+        processes = json.loads(recorded.stdout)["processes"] if recorded.returncode == 0 else []
+        pids = [p["pid"] for p in processes if p["pid"]]
         down = launcher(state, "down", "--purge", timeout=300)
         assert down.returncode == 0, down.stdout + down.stderr
+        # `down` stopped exactly what `up` started: every recorded process group is gone.
+        left = [pid for pid in pids if _group_alive(pid)]
+        assert not left, f"processes left running after `down`: {left}"
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 class AirflowAPI:
