@@ -25,7 +25,7 @@ from airflow_ml_provider.hooks._client import Credentials
 if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities import DatasetInput, Run
-    from mlflow.entities.model_registry import ModelVersion
+    from mlflow.entities.model_registry import ModelVersion, RegisteredModel
     from mlflow.models.model import ModelInfo
 
 #: Connection fields may be stored bare (Airflow 3 form) or with the legacy prefix.
@@ -129,6 +129,8 @@ def _does_not_exist(error: Exception) -> bool:
 
 #: The page size of the hook's listings (MLflow's largest for runs and experiments).
 _PAGE = 1000
+#: MLflow's largest page of model versions (its default).
+_VERSION_PAGE = 10_000
 
 
 class MlflowHook(BaseHook):
@@ -492,6 +494,43 @@ class MlflowHook(BaseHook):
             query += " and run_id IN (" + ", ".join(f"'{run_id}'" for run_id in run_ids) + ")"
         found = self.get_client().search_model_versions(query)
         return sorted(found, key=lambda v: int(v.version), reverse=True)
+
+    def search_model_versions(self, filter_string: str) -> list[ModelVersion]:
+        """Every version of any model matching ``filter_string`` (MLflow's model-version search), page after page."""
+        client, token = self.get_client(), None
+        found: list[ModelVersion] = []
+        while True:
+            page = client.search_model_versions(filter_string, max_results=_VERSION_PAGE, page_token=token)
+            found.extend(page)
+            token = page.token
+            if not token:
+                return found
+
+    def every_model_version(self) -> list[ModelVersion]:
+        """Every version of every registered model (one search per 10,000 versions)."""
+        return self.search_model_versions("")
+
+    def registered_models(self) -> list[RegisteredModel]:
+        """Every registered model, with its aliases and description, by name."""
+        client, token = self.get_client(), None
+        models: list[RegisteredModel] = []
+        while True:
+            page = client.search_registered_models(max_results=_PAGE, page_token=token, order_by=["name ASC"])
+            models.extend(page)
+            token = page.token
+            if not token:
+                return models
+
+    def registered_model(self, name: str) -> RegisteredModel | None:
+        """The registered model (aliases, description, tags), or None when it does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.get_client().get_registered_model(name)
+        except MlflowException as e:
+            if _does_not_exist(e):
+                return None
+            raise
 
     def registered_model_exists(self, name: str) -> bool:
         from mlflow.exceptions import MlflowException

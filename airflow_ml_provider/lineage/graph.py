@@ -194,6 +194,20 @@ def build_graph(target: Target, source: RecordSource) -> LineageGraph:
     return walker.graph
 
 
+def add_downstream(graph: LineageGraph, source: RecordSource, records: Iterable[StepRecord]) -> None:
+    """Add steps that used the graph's model, such as batch predictions, with what they read and wrote,
+    so that the graph reads raw data -> features -> model -> predictions. Their inputs are walked
+    upstream like any step's; their outputs become dataset nodes without another lookup."""
+    walker = _Walker(source, graph)
+    for record in records:
+        node_id = walker.step(record)
+        for entry in record.outputs:
+            out_id = dataset_id(entry.get("uri"), entry.get("fingerprint"))
+            if out_id not in graph.nodes:
+                graph.nodes[out_id] = {"id": out_id, "kind": "dataset", **_entry(entry)}
+            graph.add_edge(node_id, out_id, entry.get("role"))
+
+
 class _Walker:
     def __init__(self, source: RecordSource, graph: LineageGraph) -> None:
         self.source = source

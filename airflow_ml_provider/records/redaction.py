@@ -46,7 +46,8 @@ def strip_credentials(uri: str, *, keep_user: bool = False) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
-def _secret_name(name: str) -> bool:
+def is_secret_name(name: str) -> bool:
+    """Whether a parameter or variable named ``name`` holds a credential (its value is masked)."""
     lowered = name.lower()
     return any(part in lowered for part in _SECRET_NAME_PARTS)
 
@@ -55,7 +56,7 @@ def _environment_secrets() -> list[str]:
     """Values of environment variables whose names say they hold credentials (longest first)."""
     import os
 
-    values = {v for k, v in os.environ.items() if _secret_name(k) and len(v) >= _MIN_SECRET_LEN}
+    values = {v for k, v in os.environ.items() if is_secret_name(k) and len(v) >= _MIN_SECRET_LEN}
     return sorted(values, key=len, reverse=True)
 
 
@@ -73,7 +74,7 @@ def redact_secrets(params: Mapping[str, Any]) -> dict[str, Any]:
     env_secrets = _environment_secrets()
 
     def clean(value: Any, name: str) -> Any:
-        if _secret_name(name):
+        if is_secret_name(name):
             return REDACTED
         if airflow_redact is not None:
             try:
