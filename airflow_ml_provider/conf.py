@@ -29,6 +29,7 @@ Key = Literal[
     "fingerprint_cache_dir",
     "airflow_user",
     "airflow_password",
+    "mlflow_ui_url",
 ]
 #: The release that turned the ``AIRFLOW_ML_*`` environment variables into options.
 _OPTIONS_RELEASE = "0.2.0"
@@ -129,6 +130,16 @@ _OPTION_LIST = (
         example=None,
         sensitive=True,
         deprecated_env="AIRFLOW_ML_AIRFLOW_PASSWORD",
+    ),
+    Option(
+        "mlflow_ui_url",
+        "Base URL of the MLflow UI that the task pages' \"MLflow run\" and \"Model version\" links open "
+        "(<url>/#/experiments/<id>/runs/<run>, <url>/#/models/<name>/versions/<v>), when people reach MLflow "
+        "at another address than the workers do. Unset: the connection's tracking URI (registry URI for model "
+        "versions) when it is http(s); with a sqlite or file store there is no MLflow UI, so \"MLflow run\" "
+        "is disabled and \"Model version\" opens the provider's own page (/ml/models/<name>/versions/<v>). "
+        "User info in the URL is never put into a link.",
+        example="https://mlflow.example.com",
     ),
 )
 #: Every option, by key.

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
 from airflow_ml_provider import conf
 from airflow_ml_provider.lineage.datasets import LineageDataset, to_input, to_output
+from airflow_ml_provider.links import STEP_LINKS
 from airflow_ml_provider.records.environment import callable_name
 
 if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
-    from airflow.sdk import Context
+    from airflow.sdk import Asset, AssetAlias, BaseOperatorLink, Context
 
     from airflow_ml_provider.hooks.mlflow import MlflowHook
     from airflow_ml_provider.records.step_run import StepRun
@@ -117,8 +118,12 @@ class MLStepOperator(BaseOperator):
     runs_in_reproduction: ClassVar[bool] = True
     #: Attribute holding the user's callable, whose identity (source hash, git commit) lineage records.
     user_callable_attribute: ClassVar[str | None] = None
+    #: The step's outlet (:mod:`airflow_ml_provider.assets`), to which it adds the concrete asset at run time.
+    asset_alias: ClassVar[AssetAlias | None] = None
     template_fields: Sequence[str] = ("experiment_name", "artifact_root")
     ui_color = "#d7ecfb"
+    #: "MLflow run" (and, on the steps about one model version, "Model version"): :mod:`airflow_ml_provider.links`.
+    operator_extra_links: Collection[BaseOperatorLink] = STEP_LINKS
 
     def __init__(
         self,
@@ -129,6 +134,8 @@ class MLStepOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if self.asset_alias is not None:
+            self.add_outlets([self.asset_alias])
         self.mlflow_conn_id = mlflow_conn_id
         self.experiment_name = experiment_name
         self.artifact_root = artifact_root
@@ -209,6 +216,13 @@ class MLStepOperator(BaseOperator):
 
     def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> Any:
         raise NotImplementedError
+
+    def emit_asset_event(self, context: Context, asset: Asset, extra: Mapping[str, Any]) -> None:
+        """An event on ``asset`` through the step's alias outlet, recorded by Airflow if the task succeeds."""
+        from airflow_ml_provider.assets import emit
+
+        if self.asset_alias is not None and emit(context, self.asset_alias, asset, extra):
+            self.log.info("Asset event on %s: %s", asset.name, dict(extra))
 
     # --- OpenLineage ---------------------------------------------------------------------------
     def planned_inputs(self) -> list[LineageDataset]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_ml_provider.assets import FEATURES_ALIAS
 from airflow_ml_provider.lineage.datasets import LineageDataset, file_dataset, uri_dataset
 from airflow_ml_provider.operators.base import MLStepOperator, call_user, require_callable
 from airflow_ml_provider.records.environment import callable_name
@@ -25,7 +26,9 @@ class FeaturizeOperator(MLStepOperator):
     those, and write them content-addressed under the artifact root.
 
     Returns (XCom) the features' dataset reference: ``uri``, ``fingerprint``, ``rows``, ``columns``,
-    ``schema``, ``size_bytes`` and the step's ``mlflow_run_id``.
+    ``schema``, ``size_bytes`` and the step's ``mlflow_run_id``. Emits an event on
+    :func:`~airflow_ml_provider.assets.features_asset` (this DAG and task) with the ``uri``,
+    ``fingerprint`` and ``rows``.
 
     :param raw_uri: raw dataset, a ``.parquet`` or ``.csv`` file: a local path or any fsspec URL (templated).
     :param transform: ``transform(df, **transform_params) -> DataFrame``.
@@ -37,6 +40,7 @@ class FeaturizeOperator(MLStepOperator):
     """
 
     step = "featurize"
+    asset_alias = FEATURES_ALIAS
     user_params_attribute = "transform_params"
     user_callable_attribute = "transform"
     template_fields: Sequence[str] = (
@@ -110,7 +114,16 @@ class FeaturizeOperator(MLStepOperator):
         )
         run.set_tags({TAG_FEATURES_FINGERPRINT: ref.fingerprint})
         self.log.info("Features written to %s (%s)", ref.uri, ref.fingerprint)
+        self._emit_features(context, run, ref.uri, ref.fingerprint, ref.rows)
         return {**ref.to_dict(), "mlflow_run_id": run.run_id}
+
+    def _emit_features(self, context: Context, run: StepRun, uri: str, fingerprint: str, rows: int) -> None:
+        from airflow_ml_provider.assets import features_asset
+        from airflow_ml_provider.records.redaction import strip_credentials
+
+        ids = run.record.airflow
+        extra = {"uri": strip_credentials(uri), "fingerprint": fingerprint, "rows": rows}
+        self.emit_asset_event(context, features_asset(ids.dag_id, ids.task_id), extra)
 
     def _check(self, run: StepRun, df: pd.DataFrame, suite: str, dataset: str, role: str) -> None:
         """Validate ``df``; the report is recorded whether it passes or not, then failure raises."""

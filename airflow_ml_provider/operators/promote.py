@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_ml_provider.assets import PROMOTIONS_ALIAS
+from airflow_ml_provider.links import MODEL_STEP_LINKS
 from airflow_ml_provider.operators.model_step import ModelStepOperator
 
 if TYPE_CHECKING:
@@ -31,12 +33,19 @@ class PromoteModelOperator(ModelStepOperator):
     or a version rolled back from -> the task **fails** without retry. Lock timeout or registry failure
     -> the task fails and may be retried (retrying is safe).
 
+    When the alias moved, an event on :func:`~airflow_ml_provider.assets.champion_asset` (model, alias)
+    carries the new ``version`` and the ``previous`` one (None for a first champion), so a DAG with
+    ``schedule=[champion_asset(name)]`` runs on every new champion; a refused, superseded or no-op
+    ("already the champion") promotion emits none.
+
     :param model: see :class:`ModelStepOperator` (templated).
     :param alias: registry alias to move (templated).
     :param lock_timeout: seconds to wait for a concurrent promotion of the same model.
     """
 
     step = "promote"
+    asset_alias = PROMOTIONS_ALIAS
+    operator_extra_links = MODEL_STEP_LINKS
     runs_in_reproduction = False
     template_fields: Sequence[str] = (*ModelStepOperator.template_fields, "alias")
 
@@ -71,6 +80,12 @@ class PromoteModelOperator(ModelStepOperator):
         if result.outcome is Outcome.SUPERSEDED:
             self._skip_reason = f"Not promoting {ref.uri}: {result.reason}"
             return None
+        if result.outcome.moves_alias:
+            from airflow_ml_provider.assets import champion_asset
+
+            previous = result.holder_before
+            extra = {"model_name": ref.name, "alias": self.alias, "version": ref.version, "previous": previous}
+            self.emit_asset_event(context, champion_asset(ref.name, self.alias), extra)
         return {
             "model_name": ref.name,
             "version": ref.version,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_ml_provider.assets import PROMOTIONS_ALIAS
 from airflow_ml_provider.operators.base import MLStepOperator
 from airflow_ml_provider.records.tags import TAG_ALIAS, TAG_MODEL_FINGERPRINT, TAG_MODEL_NAME
 
@@ -31,7 +32,8 @@ class RollbackModelOperator(MLStepOperator):
     The task fails (without retry) when there is nothing to restore or the previous champion may not
     hold the alias (no champion, no previous champion recorded, previous version deleted, its verdict
     missing or failed, its artifact fingerprint changed). A lock timeout or registry failure fails
-    the task and may be retried.
+    the task and may be retried. A rollback emits an event on
+    :func:`~airflow_ml_provider.assets.champion_asset` like a promotion (``rollback: true`` in its extra).
 
     :param model_name: registered model name (templated).
     :param alias: registry alias to move back (templated).
@@ -39,6 +41,7 @@ class RollbackModelOperator(MLStepOperator):
     """
 
     step = "rollback"
+    asset_alias = PROMOTIONS_ALIAS
     runs_in_reproduction = False
     template_fields: Sequence[str] = (*MLStepOperator.template_fields, "model_name", "alias")
     ui_color = "#f6d5d5"
@@ -62,6 +65,12 @@ class RollbackModelOperator(MLStepOperator):
         if result.outcome is not Outcome.RESTORED:
             raise AirflowFailException(f"Cannot roll back alias {self.alias!r} of {self.model_name!r}: {result.reason}")
         self._record_lineage(hook, [result.holder_before, result.holder_after], run)
+        from airflow_ml_provider.assets import champion_asset
+
+        # The alias moved (backwards): DAGs scheduled on it run again with the restored version.
+        extra = {"model_name": self.model_name, "alias": self.alias, "version": result.holder_after,
+                 "previous": result.holder_before, "rollback": True}
+        self.emit_asset_event(context, champion_asset(self.model_name, self.alias), extra)
         return {
             "model_name": self.model_name,
             "alias": self.alias,

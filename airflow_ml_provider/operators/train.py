@@ -6,7 +6,9 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow_ml_provider.assets import MODEL_VERSIONS_ALIAS
 from airflow_ml_provider.lineage.datasets import LineageDataset, file_dataset, model_dataset
+from airflow_ml_provider.links import MODEL_STEP_LINKS
 from airflow_ml_provider.operators.base import MLStepOperator, call_user, require_callable
 from airflow_ml_provider.records.environment import callable_name
 from airflow_ml_provider.records.tags import (
@@ -46,7 +48,9 @@ class TrainOperator(MLStepOperator):
     the task's next try), so the gate and promotion refuse it and ``airflow-ml status`` shows it.
 
     Returns (XCom): ``model_name``, ``version``, ``run_id``, ``model_uri``, ``model_fingerprint``,
-    ``train`` and ``holdout`` dataset references.
+    ``train`` and ``holdout`` dataset references. Emits an event on
+    :func:`~airflow_ml_provider.assets.model_asset` with the ``version`` and its ``fingerprint``; the task
+    page links to the MLflow run and the model version (:mod:`airflow_ml_provider.links`).
 
     :param features: FeaturizeOperator's result (or any dataset reference) (templated).
     :param train: ``train(df, **train_params) -> fitted model`` with a ``predict(frame)`` method.
@@ -65,6 +69,8 @@ class TrainOperator(MLStepOperator):
     """
 
     step = "train"
+    asset_alias = MODEL_VERSIONS_ALIAS
+    operator_extra_links = MODEL_STEP_LINKS
     user_params_attribute = "train_params"
     user_callable_attribute = "train"
     template_fields: Sequence[str] = (
@@ -213,6 +219,18 @@ class TrainOperator(MLStepOperator):
             file_dataset(holdout_ref),
         ]
         self.log.info("Registered %s version %s (%s)", self.registered_model_name, version, fingerprint)
+        from airflow_ml_provider.assets import model_asset
+
+        self.emit_asset_event(
+            context,
+            model_asset(self.registered_model_name),
+            {
+                "model_name": self.registered_model_name,
+                "version": version,
+                "fingerprint": fingerprint,
+                "model_uri": f"models:/{self.registered_model_name}/{version}",
+            },
+        )
         return {
             "model_name": self.registered_model_name,
             "version": version,

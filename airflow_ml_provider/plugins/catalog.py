@@ -110,9 +110,15 @@ def alias_events(versions: Iterable[ModelVersion]) -> list[dict[str, Any]]:
     return sorted(events.values(), key=lambda e: (e["at"] or "", e["version"]))
 
 
+def clean_tags(v: ModelVersion) -> dict[str, str]:
+    """The version's tags with credentials stripped from URI values, before any is used in a response or
+    a link (a quoted link would hide a credential from :func:`scrub`)."""
+    return {k: strip_credentials(val) if "://" in val else val for k, val in (v.tags or {}).items()}
+
+
 def version_row(v: ModelVersion, aliases: Mapping[str, str], metrics: Mapping[str, float]) -> dict[str, Any]:
     """One row of the versions table."""
-    tags = dict(v.tags or {})
+    tags = clean_tags(v)
     version = str(v.version)
     held = sorted(a for a, held_by in aliases.items() if held_by == version)
     return {
@@ -223,7 +229,7 @@ class ModelCatalog:
         v = self.hook.model_version(name, version)
         if v is None:
             raise CatalogError(f"version {version} of registered model {name!r} does not exist")
-        tags = dict(v.tags or {})
+        tags = clean_tags(v)
         if not visible.can_read(tags.get(TAG_DAG_ID)):
             raise NotVisible(
                 f"version {version} of {name!r} was produced by DAG {tags.get(TAG_DAG_ID)!r}, which you cannot read"
@@ -349,7 +355,7 @@ class ModelCatalog:
         """Where to look further: MLflow's UI (when the store has one) and the Airflow run and task."""
         from airflow_ml_provider.links import mlflow_ui_url, model_version_url, run_url
 
-        tags = dict(v.tags or {})
+        tags = clean_tags(v)
         dag_id, run_id, task_id = tags.get(TAG_DAG_ID), tags.get(TAG_RUN_ID), tags.get(TAG_TASK_ID)
         ui = mlflow_ui_url(self.hook.tracking_uri)
         experiment_id = None

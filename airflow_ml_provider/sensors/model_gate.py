@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 
+from airflow_ml_provider.links import MODEL_STEP_LINKS
 from airflow_ml_provider.parsing import utc_now
 
 if TYPE_CHECKING:
@@ -102,6 +103,8 @@ class ModelGateSensor(BaseSensorOperator):
 
     template_fields: Sequence[str] = ("model", "policy", "scenarios", "experiment_name", "champion_alias")
     ui_color = "#fbe7c6"
+    #: "MLflow run" (the run holding the verdict) and "Model version": :mod:`airflow_ml_provider.links`.
+    operator_extra_links = MODEL_STEP_LINKS
 
     def __init__(
         self,
