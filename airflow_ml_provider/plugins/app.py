@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import Depends, FastAPI, HTTPException, Request, status
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.base_auth_manager import BaseAuthManager
@@ -117,12 +117,33 @@ def _answer(read: Callable[[], Any]) -> JSONResponse:
     return JSONResponse(scrub(payload), headers=_SECURITY_HEADERS)
 
 
+def _wants_page(request: Request) -> bool:
+    """A browser asking for one of the page's routes (not the API, not a static file)."""
+    path = request.url.path[len(request.scope.get("root_path", "")):]
+    return "text/html" in request.headers.get("accept", "") and not path.startswith(("/api/", "/static/"))
+
+
+def _login_page(request: Request) -> str:
+    """What a browser that is not logged in gets instead of the page: a link to Airflow's login, back here."""
+    from html import escape
+    from urllib.parse import quote
+
+    here = quote(str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""), safe="/")
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8><title>Models: log in</title></head><body>"
+        f"<p>Not logged in to Airflow. <a href=\"/auth/login/?next={escape(here)}\" target=_top>Log in</a> "
+        "to see the models.</p></body></html>"
+    )
+
+
 def create_app() -> FastAPI:
     app = FastAPI(title="airflow-ml-provider: Models", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
 
     @app.exception_handler(HTTPException)
-    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: HTTPException) -> Response:
         headers = {**_SECURITY_HEADERS, **(exc.headers or {})}
+        if exc.status_code == status.HTTP_401_UNAUTHORIZED and _wants_page(request):
+            return HTMLResponse(_login_page(request), status_code=exc.status_code, headers=headers)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
     @app.get("/api/models")

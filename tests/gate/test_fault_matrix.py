@@ -57,10 +57,13 @@ def test_mlflow_unreachable(baseline: Baseline, assert_blocked: Any, monkeypatch
     previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     try:
         outcome = run_gate(baseline.client, MODEL, version)
+        # Read under the same environment: unset globals follow MLFLOW_TRACKING_URI, so reading them
+        # after undo() would compare two environments, and fail whenever an earlier test left them unset.
+        after = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     finally:
         monkeypatch.undo()
     # The gate's hook left MLflow's globals alone (it used to repoint them, and the next test's store with them).
-    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == previous
+    assert after == previous
 
     assert not outcome.passed
     assert f"cannot read evidence for models:/{MODEL}/{version} from MLflow" in outcome.message

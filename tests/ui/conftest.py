@@ -70,9 +70,9 @@ class Client:
 
     def request(
         self, path: str, *, token: str | None = None, method: str = "GET", body: Any = None,
-        cookie: str | None = None,
+        cookie: str | None = None, accept: str = "application/json",
     ) -> tuple[int, Any, dict[str, str]]:
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         data = None
         if body is not None:
             data = json.dumps(body).encode()

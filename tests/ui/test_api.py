@@ -229,3 +229,12 @@ def test_the_page_is_ours_and_loads_nothing_from_elsewhere(ui_server: dict[str, 
 def test_the_ui_cookie_authenticates_like_a_token(ui_server: dict[str, Any], tokens: dict[str, str]) -> None:
     status, body, _ = ui_server["client"].request("/ml/api/models", cookie=tokens["admin"])
     assert status == 200 and body["models"], body
+
+
+def test_a_browser_that_is_not_logged_in_is_sent_to_the_login(ui_server: dict[str, Any]) -> None:
+    html = "text/html,application/xhtml+xml"
+    status, body, _ = ui_server["client"].request(f"/ml/models/{MODEL}?x=1", accept=html)
+    assert status == 401
+    assert f'href="/auth/login/?next=/ml/models/{MODEL}%3Fx%3D1"' in body and "Not logged in" in body
+    status, body, _ = ui_server["client"].request("/ml/api/models", accept=html)
+    assert status == 401 and body["detail"]  # the API stays JSON
