@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
@@ -110,6 +111,22 @@ def login(page: Page, url: str, user: str, password: str) -> None:
     assert any(c["name"] == "_token" for c in page.context.cookies()), "login set no _token cookie"
 
 
+@contextmanager
+def logged_in(
+    browser: Browser, ui_server: dict[str, Any], problems: list[str], user: str,
+    scheme: Literal["light", "dark"] = "light",
+) -> Iterator[tuple[BrowserContext, Page]]:
+    """A fresh browser context logged in as ``user``; closed afterwards, and no script error or dialog
+    may have happened in it."""
+    context, page = new_page(browser, problems, scheme)
+    try:
+        login(page, ui_server["url"], user, ui_server["users"][user])
+        yield context, page
+    finally:
+        context.close()
+    assert not problems, problems
+
+
 def models_frame(page: Page) -> FrameLocator:
     return page.frame_locator("iframe[title='Models']")
 
@@ -124,9 +141,7 @@ def test_models_from_airflow_navigation_to_a_version_verdict_and_lineage(
     browser: Browser, ui_server: dict[str, Any], problems: list[str]
 ) -> None:
     url = ui_server["url"]
-    context, page = new_page(browser, problems)
-    try:
-        login(page, url, "admin", ui_server["users"]["admin"])
+    with logged_in(browser, ui_server, problems, "admin") as (context, page):
         page.goto(f"{url}/")
         # "Models" sits in Airflow's navigation (category "browse"): open the menu, then the entry.
         page.get_by_role("button", name=re.compile("Browse", re.I)).click()
@@ -183,16 +198,11 @@ def test_models_from_airflow_navigation_to_a_version_verdict_and_lineage(
         page.go_back()
         wait_rendered(frame, "model")
         assert frame.locator("#versions-table").count() == 1
-    finally:
-        context.close()
-    assert not problems, problems
 
 
 def test_dark_colour_scheme(browser: Browser, ui_server: dict[str, Any], problems: list[str]) -> None:
     url = ui_server["url"]
-    context, page = new_page(browser, problems, scheme="dark")
-    try:
-        login(page, url, "admin", ui_server["users"]["admin"])
+    with logged_in(browser, ui_server, problems, "admin", scheme="dark") as (context, page):
         page.goto(f"{url}/ml/models/{quote(MODEL, safe='')}/versions/1")
         wait_rendered(page, "version")
         page.locator("#lineage-graph .lineage-node").first.wait_for()
@@ -207,18 +217,13 @@ def test_dark_colour_scheme(browser: Browser, ui_server: dict[str, Any], problem
         )
         assert max(channels) < 80, f"body background {channels} is not dark"
         shot(page, "5-version-1-dark")
-    finally:
-        context.close()
-    assert not problems, problems
 
 
 def test_markup_in_names_and_descriptions_is_text(
     browser: Browser, ui_server: dict[str, Any], problems: list[str]
 ) -> None:
     url = ui_server["url"]
-    context, page = new_page(browser, problems)
-    try:
-        login(page, url, "admin", ui_server["users"]["admin"])
+    with logged_in(browser, ui_server, problems, "admin") as (context, page):
         page.goto(f"{url}/ml/")
         wait_rendered(page, "models")
         table = page.locator("#models-table")
@@ -236,16 +241,11 @@ def test_markup_in_names_and_descriptions_is_text(
         hrefs = page.locator("#view a[href]").evaluate_all("as => as.map(a => a.getAttribute('href'))")
         assert all(h.startswith(("/", "http://", "https://")) and not h.startswith("//") for h in hrefs), hrefs
         shot(page, "6-markup-as-text")
-    finally:
-        context.close()
-    assert not problems, problems
 
 
 def test_a_user_without_access_is_told_so(browser: Browser, ui_server: dict[str, Any], problems: list[str]) -> None:
     url = ui_server["url"]
-    context, page = new_page(browser, problems)
-    try:
-        login(page, url, "ml_viewer", ui_server["users"]["ml_viewer"])
+    with logged_in(browser, ui_server, problems, "ml_viewer") as (context, page):
         page.goto(f"{url}/ml/")
         wait_rendered(page, "models")
         assert page.locator("#models-table a", has_text=SECRET_MODEL).count() == 0
@@ -261,18 +261,13 @@ def test_a_user_without_access_is_told_so(browser: Browser, ui_server: dict[str,
         wait_rendered(page, "error")
         assert page.locator("#error").get_attribute("data-status") == "404"
         assert "Model no_such_model not found" in page.locator("#error").inner_text()
-    finally:
-        context.close()
-    assert not problems, problems
 
 
 def test_an_expired_session_is_sent_to_the_login_page(
     browser: Browser, ui_server: dict[str, Any], problems: list[str]
 ) -> None:
     url = ui_server["url"]
-    context, page = new_page(browser, problems)
-    try:
-        login(page, url, "admin", ui_server["users"]["admin"])
+    with logged_in(browser, ui_server, problems, "admin") as (context, page):
         page.goto(f"{url}/ml/")
         wait_rendered(page, "models")
         context.clear_cookies()  # the session ends while the page is open
@@ -285,18 +280,13 @@ def test_an_expired_session_is_sent_to_the_login_page(
         assert href.startswith("/auth/login/?next="), href
         error.locator("a").click()
         page.wait_for_url(re.compile(r"/auth/login"))
-    finally:
-        context.close()
-    assert not problems, problems
 
 
 def test_a_dag_run_opens_the_version_it_produced(
     browser: Browser, ui_server: dict[str, Any], problems: list[str]
 ) -> None:
     url = ui_server["url"]
-    context, page = new_page(browser, problems)
-    try:
-        login(page, url, "admin", ui_server["users"]["admin"])
+    with logged_in(browser, ui_server, problems, "admin") as (context, page):
         page.goto(f"{url}/ml/models/{quote(MODEL, safe='')}")
         wait_rendered(page, "model")
         run_id = page.locator("#versions-table tr[data-version='1'] td.run span[title]").get_attribute("title")
@@ -309,6 +299,3 @@ def test_a_dag_run_opens_the_version_it_produced(
         page.goto(f"{url}/ml/runs/breast_cancer_retrain/no_such_run")
         wait_rendered(page, "run")
         assert "produced no model version" in page.locator("#no-version").inner_text()
-    finally:
-        context.close()
-    assert not problems, problems

@@ -260,7 +260,14 @@
 
   function followHostTheme() {
     const host = hostWindow();
-    if (!host) return;
+    if (!host) {
+      // On its own: the browser's preference, kept up to date (one dark palette in app.css: :root.dark)
+      const query = window.matchMedia('(prefers-color-scheme: dark)');
+      const follow = () => document.documentElement.classList.toggle('dark', query.matches);
+      follow();
+      query.addEventListener('change', follow);
+      return;
+    }
     const root = host.document.documentElement;
     const ours = document.documentElement;
     const apply = () => {
