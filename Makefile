@@ -20,8 +20,11 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet uv
 
+# Bytecode is compiled once here: uv does not compile, and with PYTHONDONTWRITEBYTECODE set (as on CI)
+# every process would otherwise recompile every module it imports.
 $(STAMP): $(PY) pyproject.toml
 	$(UV) pip install --python $(PY) --quiet -e '.[dev,examples]'
+	$(PY) -m compileall -q -j 0 $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') airflow_ml_provider
 	touch $(STAMP)
 
 install: $(STAMP)
