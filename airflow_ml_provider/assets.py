@@ -18,6 +18,9 @@ step                      asset                                        event ext
                                                                        ``fingerprint``, ``model_uri``
 ``PromoteModelOperator``  :func:`champion_asset` (model, alias)        ``model_name``, ``alias``, ``version``,
                                                                        ``previous`` (None for the first)
+``DriftOperator``         :func:`drift_asset` (registered model)       ``model_name``, ``version``, ``features``
+                          (only when drift is detected)                (name -> statistic, threshold, method),
+                                                                       ``current``, ``reference`` (uri, fingerprint)
 ========================  ===========================================  =======================================
 
 Promotion emits only when the alias actually moved: a refused promotion fails, a superseded one is
@@ -26,11 +29,11 @@ never reruns for nothing.
 
 The model name (and a templated alias) are only known when the task runs, so each operator declares an
 :class:`~airflow.sdk.AssetAlias` outlet (:data:`FEATURES_ALIAS`, :data:`MODEL_VERSIONS_ALIAS`,
-:data:`PROMOTIONS_ALIAS`, shared by every DAG) and adds the concrete asset to it at run time; Airflow
-creates the asset on its first event if no DAG declared it yet.
+:data:`PROMOTIONS_ALIAS`, :data:`DRIFT_ALIAS`, shared by every DAG) and adds the concrete asset to it at
+run time; Airflow creates the asset on its first event if no DAG declared it yet.
 
 **The URIs** are ``x-airflow-ml://model/<name>``, ``x-airflow-ml://model/<name>/alias/<alias>`` and
-``x-airflow-ml://features/<dag_id>/<task_id>``, each part percent-encoded. Why:
+``x-airflow-ml://model/<name>/drift``, ``x-airflow-ml://features/<dag_id>/<task_id>``, each part percent-encoded. Why:
 
 - An ``x-`` scheme is the one Airflow leaves exactly as written: no provider's URI normaliser applies
   to it, now or when one is installed later, so the URI a DAG file builds and the one a task emits stay
@@ -43,7 +46,7 @@ creates the asset on its first event if no DAG declared it yet.
   producing task, one event per new dataset (the file and its fingerprint in the extra), instead of one
   asset per file on the Assets page.
 
-Asset names (what the Assets page shows) are ``ml-model:<name>``, ``ml-model:<name>@<alias>`` and
+Asset names (what the Assets page shows) are ``ml-model:<name>``, ``ml-model:<name>@<alias>``, ``ml-drift:<name>`` and
 ``ml-features:<dag_id>.<task_id>``; build assets with these functions rather than by hand, as Airflow
 matches on name and URI together.
 
@@ -66,6 +69,7 @@ SCHEME = "x-airflow-ml"
 FEATURES_ALIAS = AssetAlias(name="airflow-ml:features")
 MODEL_VERSIONS_ALIAS = AssetAlias(name="airflow-ml:model-versions")
 PROMOTIONS_ALIAS = AssetAlias(name="airflow-ml:promotions")
+DRIFT_ALIAS = AssetAlias(name="airflow-ml:drift")
 
 
 def _part(value: str, what: str) -> str:
@@ -84,6 +88,12 @@ def champion_asset(model_name: str, alias: str = "champion") -> Asset:
     """The registry alias ``alias`` of ``model_name``: an event each time a promotion moves it."""
     uri = f"{SCHEME}://model/{_part(model_name, 'model_name')}/alias/{_part(alias, 'alias')}"
     return Asset(name=f"ml-model:{model_name}@{alias}", uri=uri)
+
+
+def drift_asset(model_name: str) -> Asset:
+    """Drift in the data ``model_name`` scores: an event each time a DriftOperator detects it (retrain on it)."""
+    uri = f"{SCHEME}://model/{_part(model_name, 'model_name')}/drift"
+    return Asset(name=f"ml-drift:{model_name}", uri=uri)
 
 
 def features_asset(dag_id: str, task_id: str) -> Asset:

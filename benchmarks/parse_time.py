@@ -201,9 +201,11 @@ def benchmark(args: argparse.Namespace) -> dict:
     try:
         home = tmp / "airflow_home"
         home.mkdir()
-        plain_folder = tmp / "plain_dags"
-        plain_folder.mkdir()
-        shutil.copy2(PLAIN_DAG, plain_folder / PLAIN_DAG.name)
+        # Each variant's DagBag reads a folder holding only its DAG file (dags_examples/ holds several DAGs).
+        plain_folder, ours_folder = tmp / "plain_dags", tmp / "ours_dags"
+        for folder, dag_file in ((plain_folder, PLAIN_DAG), (ours_folder, OURS_DAG)):
+            folder.mkdir()
+            shutil.copy2(dag_file, folder / dag_file.name)
         env = subprocess_env(home)
         py = args.python
 
@@ -233,7 +235,7 @@ def benchmark(args: argparse.Namespace) -> dict:
         bag_heavy: dict[str, set[str]] = {"ours": set(), "plain": set()}
 
         def dagbag_once(variant: str) -> float:
-            folder = DAGS_FOLDER if variant == "ours" else plain_folder
+            folder = ours_folder if variant == "ours" else plain_folder
             _, res, _ = run_child(py, DAGBAG, [str(folder), str(DAGS_FOLDER)], env)
             if res["import_errors"] or len(res["dag_ids"]) != 1:
                 raise BenchError(f"{variant}: DagBag({folder}) -> dags {res['dag_ids']}, errors {res['import_errors']}")

@@ -5,6 +5,9 @@ featurize -> train -> (evaluate, simulate) -> gate -> promote -> predict
 After promotion, ``predict`` scores this run's features with whatever version the ``champion``
 alias points to then (resolved when the task runs) and writes the predictions with lineage.
 
+Scheduled on its weekly cron *or* on drift: ``breast_cancer_monitor`` emits an event on
+``drift_asset(MODEL_NAME)`` when the data the champion scores has drifted, which queues a run here.
+
 Run it once with ``make demo``; trigger it with another ``raw_uri`` to retrain on other data.
 """
 
@@ -13,9 +16,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param
 from breast_cancer.pipeline import TARGET, train, transform
 
+from airflow_ml_provider.assets import drift_asset
 from airflow_ml_provider.operators.evaluate import EvaluateOperator
 from airflow_ml_provider.operators.featurize import FeaturizeOperator
 from airflow_ml_provider.operators.predict import BatchPredictOperator
@@ -33,7 +37,10 @@ MODEL_NAME = "breast_cancer_classifier"
 
 with DAG(
     dag_id="breast_cancer_retrain",
-    schedule="0 3 * * 1",  # Mondays 03:00
+    # Mondays 03:00, and whenever the monitor detects drift.
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 3 * * 1", timezone="UTC"), assets=[drift_asset(MODEL_NAME)]
+    ),
     catchup=False,
     max_active_runs=1,
     render_template_as_native_obj=True,

@@ -35,6 +35,29 @@ status=0
 airflow dags test breast_cancer_retrain >"$DEMO/last-run.log" 2>&1 || status=$?
 
 airflow-ml status breast_cancer_classifier --alias champion
+if [ "$status" -ne 0 ]; then
+  echo "The DAG run did not succeed (exit $status); the verdict above and $DEMO/last-run.log say why."
+  exit "$status"
+fi
+
+# Production: a batch in which one feature moved by half a standard deviation. The monitor scores it with
+# the champion and detects the drift; its asset event queues a run of breast_cancer_retrain.
+BATCH="$DEMO/data/batch-shifted.parquet"
+(cd "$ROOT" && python -m dags_examples.breast_cancer.data "$BATCH" --batch-of "$BREAST_CANCER_RAW_URI" \
+  --shift "mean radius=0.5" >/dev/null)
+airflow dags unpause breast_cancer_retrain >/dev/null  # an asset event queues only unpaused DAGs
+echo
+echo "Running breast_cancer_monitor on $BATCH (log: $DEMO/monitor-run.log)..."
+monitor=0
+airflow dags test breast_cancer_monitor -c "{\"batch_uri\": \"$BATCH\"}" >"$DEMO/monitor-run.log" 2>&1 || monitor=$?
+if [ "$monitor" -ne 0 ]; then
+  echo "The monitor run did not succeed (exit $monitor): see $DEMO/monitor-run.log"
+  exit "$monitor"
+fi
+sed -n 's/.*\(models:\/breast_cancer_classifier\/[0-9]*: .*\)/\1/p' "$DEMO/monitor-run.log" | sed 's/ *\[airflow.*//' | head -1
+python "$ROOT/scripts/create_asset_triggered_runs.py" breast_cancer_retrain \
+  || { echo "No retraining run was queued by the drift event: see $DEMO/monitor-run.log"; exit 1; }
+
 cat <<MSG
 
 Where to look:
@@ -43,9 +66,6 @@ Where to look:
   lineage graph    source .demo/env.sh && airflow-ml lineage models:/breast_cancer_classifier@champion
   predictions      $DEMO/artifacts/predictions/
   MLflow UI        source .demo/env.sh && mlflow ui --backend-store-uri "\$MLFLOW_TRACKING_URI"
+  drift report     $DEMO/monitor-run.log (the drift step's table)
   Airflow          source .demo/env.sh && airflow dags list-runs breast_cancer_retrain
 MSG
-if [ "$status" -ne 0 ]; then
-  echo "The DAG run did not succeed (exit $status); the verdict above and $DEMO/last-run.log say why."
-  exit "$status"
-fi

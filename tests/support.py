@@ -45,15 +45,15 @@ def read_events() -> list[dict[str, Any]]:
     return [json.loads(line) for line in EVENTS.read_text().splitlines() if line.strip()]
 
 
-def run_dag(dag_id: str, conf: dict[str, Any] | None = None) -> Any:
-    """Run a DAG from the DAGs folder with ``dag.test()``, parsed as ``airflow dags test`` parses it (a
-    BundleDagBag, which puts the DAGs folder on ``sys.path``); returns the finished DagRun."""
+def run_dag(dag_id: str, conf: dict[str, Any] | None = None, folder: Path = DAGS) -> Any:
+    """Run a DAG from the DAGs folder (or another ``folder``) with ``dag.test()``, parsed as ``airflow dags
+    test`` parses it (a BundleDagBag, which puts the folder on ``sys.path``); returns the finished DagRun."""
     from airflow.dag_processing.dagbag import BundleDagBag
 
-    bag = BundleDagBag(dag_folder=str(DAGS), bundle_path=DAGS, bundle_name="dags-folder")
+    bag = BundleDagBag(dag_folder=str(folder), bundle_path=folder, bundle_name="dags-folder")
     assert not bag.import_errors, bag.import_errors
     dag = bag.get_dag(dag_id)
-    assert dag is not None, f"{dag_id} not found in {DAGS}"
+    assert dag is not None, f"{dag_id} not found in {folder}"
     return dag.test(run_conf=conf or {})
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import attr
-from openlineage.client.generated.base import RunFacet
+from openlineage.client.generated.base import InputDatasetFacet, RunFacet
 from openlineage.client.utils import RedactMixin
 
 from airflow_ml_provider import __version__
@@ -119,6 +119,25 @@ class MLHardwareRunFacet(RunFacet):
     @staticmethod
     def _get_schema() -> str:
         return schema_url("MLHardwareRunFacet")
+
+
+@attr.define
+class MLResourcesRunFacet(RunFacet):
+    """What the step's body used (``records.resources.StepResources``, same figures and methods)."""
+
+    wallSeconds: float
+    cpuSeconds: float
+    childrenCpuSeconds: float | None = attr.field(default=None)
+    peakMemoryBytes: int | None = attr.field(default=None)
+    #: ``step_reset`` / ``step_rose``: the step's own peak; ``process``: the process's since it started.
+    peakMemoryMethod: str | None = attr.field(default=None)
+    memoryStartBytes: int | None = attr.field(default=None)
+    memoryEndBytes: int | None = attr.field(default=None)
+    gpus: list[dict[str, Any]] = attr.field(factory=list)
+
+    @staticmethod
+    def _get_schema() -> str:
+        return schema_url("MLResourcesRunFacet")
 
 
 @attr.define
@@ -233,12 +252,48 @@ class MLPromotionRunFacet(RunFacet):
 
 
 #: run facet key -> our facet class (the keys our schemas' top-level ``properties`` name).
+@attr.define
+class MLDriftFeature(RedactMixin):
+    """One feature's drift comparison."""
+
+    name: str
+    method: str
+    drifted: bool
+    statistic: float | None = attr.field(default=None)
+    threshold: float | None = attr.field(default=None)
+    adjustedPValue: float | None = attr.field(default=None)
+    reason: str | None = attr.field(default=None)
+
+    _skip_redact: ClassVar[list[str]] = ["name", "method", "drifted"]
+
+
+@attr.define
+class MLDriftInputDatasetFacet(InputDatasetFacet):
+    """Drift of this input (a batch a model scores) against the model's training data."""
+
+    status: str
+    driftedFeatures: list[str] = attr.field(factory=list)
+    features: list[MLDriftFeature] = attr.field(factory=list)
+    schemaChanges: list[str] = attr.field(factory=list)
+    referenceRows: int | None = attr.field(default=None)
+    currentRows: int | None = attr.field(default=None)
+    correction: str | None = attr.field(default=None)
+
+    @staticmethod
+    def _get_schema() -> str:
+        return schema_url("MLDriftInputDatasetFacet")
+
+
+#: Our dataset facets, by key (their schemas derive from the spec's InputDatasetFacet).
+DATASET_FACETS: dict[str, type[InputDatasetFacet]] = {"mlDrift": MLDriftInputDatasetFacet}
+
 FACETS: dict[str, type[RunFacet]] = {
     "mlflowRun": MLflowRunFacet,
     "mlTraining": MLTrainingRunFacet,
     "mlEnvironment": MLEnvironmentRunFacet,
     "mlHardware": MLHardwareRunFacet,
     "mlCode": MLCodeRunFacet,
+    "mlResources": MLResourcesRunFacet,
     "mlEvaluation": MLEvaluationRunFacet,
     "mlScenarios": MLScenariosRunFacet,
     "mlGateVerdict": MLGateVerdictRunFacet,
@@ -282,6 +337,31 @@ def _int(value: Any) -> int | None:
 # --- builders: plain data -> facets -----------------------------------------------------------------
 
 
+def drift_facet(report: Mapping[str, Any]) -> MLDriftInputDatasetFacet:
+    """The ``mlDrift`` input facet from a drift report (``DriftReport.to_dict()``); non-finite numbers left out."""
+    features = [
+        MLDriftFeature(
+            name=str(f["name"]),
+            method=str(f["method"]),
+            drifted=bool(f["drifted"]),
+            statistic=_number(f.get("statistic")),
+            threshold=_number(f.get("threshold")),
+            adjustedPValue=_number(f.get("adjusted_p_value")),
+            reason=_text(f.get("reason")),
+        )
+        for f in (report.get("features") or {}).values()
+    ]
+    return MLDriftInputDatasetFacet(
+        status=str(report["status"]),
+        driftedFeatures=[str(n) for n in report.get("drifted_features") or ()],
+        features=features,
+        schemaChanges=[str(c) for c in report.get("schema_changes") or ()],
+        referenceRows=_int(report.get("reference_rows")),
+        currentRows=_int(report.get("current_rows")),
+        correction=_opt_str(report.get("correction")),
+    )
+
+
 def mlflow_run_facet(run: StepRun) -> MLflowRunFacet:
     from airflow_ml_provider.records.redaction import strip_credentials
     from airflow_ml_provider.records.tags import MANIFEST_DIR
@@ -319,6 +399,31 @@ def hardware_facet(hw: Mapping[str, Any]) -> MLHardwareRunFacet | None:
         machine=_opt_str(hw.get("machine")),
         gpuModel=_opt_str(hw.get("gpuModel")),
         gpuCount=_int(hw.get("gpuCount")),
+    )
+
+
+def resources_facet(run: StepRun) -> MLResourcesRunFacet | None:
+    used = getattr(run.record, "resources", None)
+    if used is None:
+        return None
+    return MLResourcesRunFacet(
+        wallSeconds=used.wall_seconds,
+        cpuSeconds=used.cpu_seconds,
+        childrenCpuSeconds=used.children_cpu_seconds,
+        peakMemoryBytes=used.peak_memory_bytes,
+        peakMemoryMethod=used.peak_memory_method,
+        memoryStartBytes=used.memory_start_bytes,
+        memoryEndBytes=used.memory_end_bytes,
+        gpus=[
+            {
+                "index": gpu.index,
+                "name": gpu.name,
+                "memoryBytes": gpu.memory_bytes,
+                "memoryMethod": gpu.memory_method,
+                "memoryTotalBytes": gpu.memory_total_bytes,
+            }
+            for gpu in used.gpus
+        ],
     )
 
 
@@ -509,6 +614,7 @@ def step_run_facets(run: StepRun | None) -> dict[str, Any]:
         ("mlEnvironment", lambda _: environment_facet(env)),
         ("mlHardware", lambda _: hardware_facet(env.get("hardware") or {})),
         ("mlCode", lambda r: code_facet(getattr(r.record, "code_identity", None) or {})),
+        ("mlResources", resources_facet),
         *_STEP_FACETS.get(record.step, []),
     ]
     facets: dict[str, Any] = {}

@@ -6,8 +6,15 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.lineage.datasets import LineageDataset, model_dataset
+from airflow_ml_provider.model.reference import ModelAlias, parse_model, resolve_alias
 from airflow_ml_provider.operators.base import MLStepOperator
-from airflow_ml_provider.records.tags import TAG_MODEL_FINGERPRINT, TAG_MODEL_NAME, TAG_MODEL_VERSION, evidence_tag
+from airflow_ml_provider.records.tags import (
+    TAG_MODEL_ALIAS,
+    TAG_MODEL_FINGERPRINT,
+    TAG_MODEL_NAME,
+    TAG_MODEL_VERSION,
+    evidence_tag,
+)
 
 if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
@@ -56,3 +63,49 @@ class ModelStepOperator(MLStepOperator):
         # The model's namespace (the tracking URI) is only known once the connection has been read in
         # execute(); lineage methods must not look connections up (they run in the listener's fork).
         return []
+
+
+class AliasModelStepOperator(ModelStepOperator):
+    """A model step that also takes ``models:/<name>@<alias>``, resolved when the task runs; the resolved
+    version is what gets recorded (with the alias). Serving-side steps: predict, drift."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if isinstance(self.model, str) and "{{" not in self.model:
+            parse_model(self.model)  # a malformed literal reference fails when the DAG is parsed
+        self._resolved: ModelRef | None = None
+        self._alias: ModelAlias | None = None
+
+    def model_ref(self) -> ModelRef:
+        """The version to use: the alias's version once resolved by :meth:`open_aliased_model`."""
+        if self._resolved is not None:
+            return self._resolved
+        ref = parse_model(self.model)
+        if isinstance(ref, ModelAlias):
+            raise RuntimeError(f"{ref.uri} has not been resolved to a version yet")
+        return ref
+
+    @property
+    def alias(self) -> str | None:
+        """The alias the model was given by, once resolved (None for a version)."""
+        return self._alias.alias if self._alias else None
+
+    def open_aliased_model(
+        self, hook: MlflowHook, run: StepRun
+    ) -> tuple[ModelAlias | ModelRef, ModelRef, ModelVersion]:
+        """Resolve the alias (if any), then :meth:`open_model`; returns what was asked for, the version and
+        its registry entry."""
+        from dataclasses import replace
+
+        self._alias, self._resolved = None, None
+        requested = parse_model(self.model)
+        if isinstance(requested, ModelAlias):
+            self._alias, self._resolved = requested, resolve_alias(hook, requested)
+            self.log.info("Alias %s resolves to version %s", requested.uri, self._resolved.version)
+        else:
+            self._resolved = requested
+        ref, version = self.open_model(hook, run)
+        if self._alias and run.record.model is not None:
+            run.record.model = replace(run.record.model, alias=self._alias.alias)
+            run.set_tags({TAG_MODEL_ALIAS: self._alias.alias})
+        return requested, ref, version

@@ -6,12 +6,10 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.lineage.datasets import LineageDataset, file_dataset, uri_dataset
-from airflow_ml_provider.model.reference import ModelAlias, parse_model, resolve_alias
-from airflow_ml_provider.operators.model_step import ModelStepOperator
+from airflow_ml_provider.operators.model_step import AliasModelStepOperator
 from airflow_ml_provider.records.tags import (
     TAG_FEATURE_COLUMNS,
     TAG_INPUT_FINGERPRINT,
-    TAG_MODEL_ALIAS,
     TAG_OUTPUT_FINGERPRINT,
 )
 
@@ -41,7 +39,7 @@ def prediction_ids(input_fingerprint: str, model_uri: str, model_fingerprint: st
     return [str(uuid.uuid5(batch, str(i))) for i in range(rows)]
 
 
-class BatchPredictOperator(ModelStepOperator):
+class BatchPredictOperator(AliasModelStepOperator):
     """
     Score a dataset with a registered model version and write the predictions, content-addressed, to
     ``<artifact_root>/predictions/<blake3>.parquet``.
@@ -72,7 +70,7 @@ class BatchPredictOperator(ModelStepOperator):
     step = "predict"
     #: Scoring with the live alias is a serving effect: a reproduction rebuilds the model, it does not serve it.
     runs_in_reproduction = False
-    template_fields: Sequence[str] = (*ModelStepOperator.template_fields, "input", "keep_columns")
+    template_fields: Sequence[str] = (*AliasModelStepOperator.template_fields, "input", "keep_columns")
     ui_color = "#e3f4d7"
 
     def __init__(
@@ -83,24 +81,11 @@ class BatchPredictOperator(ModelStepOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(self.model, str) and "{{" not in self.model:
-            parse_model(self.model)  # a malformed literal reference fails when the DAG is parsed
         self.input = input
         self.keep_columns = list(keep_columns or [])
         reserved = sorted(set(self.keep_columns) & set(RESERVED_COLUMNS))
         if reserved:
             raise ValueError(f"keep_columns {reserved} clash with the predictions' own columns {RESERVED_COLUMNS}")
-        self._resolved: ModelRef | None = None
-        self._alias: ModelAlias | None = None
-
-    def model_ref(self) -> ModelRef:
-        """The version to score: the alias's version once resolved in :meth:`run_step`."""
-        if self._resolved is not None:
-            return self._resolved
-        ref = parse_model(self.model)
-        if isinstance(ref, ModelAlias):
-            raise RuntimeError(f"{ref.uri} has not been resolved to a version yet")
-        return ref
 
     def planned_inputs(self) -> list[LineageDataset]:
         if isinstance(self.input, Mapping):
@@ -110,22 +95,10 @@ class BatchPredictOperator(ModelStepOperator):
         return []
 
     def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> dict[str, Any]:
-        from dataclasses import replace
-
         from airflow_ml_provider.data.datasets import read_verified, write_frame
         from airflow_ml_provider.records.step_record import PredictResult
 
-        self._alias, self._resolved = None, None
-        requested = parse_model(self.model)
-        if isinstance(requested, ModelAlias):
-            self._alias, self._resolved = requested, resolve_alias(hook, requested)
-            self.log.info("Alias %s resolves to version %s", requested.uri, self._resolved.version)
-        else:
-            self._alias, self._resolved = None, requested
-        ref, version = self.open_model(hook, run)
-        if self._alias and run.record.model is not None:
-            run.record.model = replace(run.record.model, alias=self._alias.alias)
-            run.set_tags({TAG_MODEL_ALIAS: self._alias.alias})
+        requested, ref, version = self.open_aliased_model(hook, run)
 
         input_ref, frame = read_verified(self.input, "input dataset")
         self._lineage_inputs.insert(0, file_dataset(input_ref))
@@ -139,7 +112,7 @@ class BatchPredictOperator(ModelStepOperator):
         self._check_columns(frame, columns, input_ref.uri, ref)
         params = {
             "model": requested.uri,
-            "model_alias": self._alias.alias if self._alias else None,
+            "model_alias": self.alias,
             "model_version": ref.version,
             "input_uri": input_ref.uri,
             "input_fingerprint": input_ref.fingerprint,
@@ -156,7 +129,7 @@ class BatchPredictOperator(ModelStepOperator):
         run.record.results = PredictResult(
             rows=out.rows,
             model_version=ref.version,
-            alias=self._alias.alias if self._alias else None,
+            alias=self.alias,
             positive_class=positive_class,
         )
         run.set_tags({TAG_OUTPUT_FINGERPRINT: out.fingerprint})
@@ -170,7 +143,7 @@ class BatchPredictOperator(ModelStepOperator):
             "model_name": ref.name,
             "version": ref.version,
             "model_uri": ref.uri,
-            "alias": self._alias.alias if self._alias else None,
+            "alias": self.alias,
         }
 
     # --- helpers -----------------------------------------------------------------------------------

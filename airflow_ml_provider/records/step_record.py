@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlparse
 from airflow_ml_provider.data.expectations import ExpectationReport
 from airflow_ml_provider.exceptions import AirflowMLError
 from airflow_ml_provider.gate.verdict import Verdict
+from airflow_ml_provider.monitoring.drift import DriftReport
 from airflow_ml_provider.parsing import (
     metrics_from_json,
     optional_mapping,
@@ -40,6 +41,7 @@ from airflow_ml_provider.parsing import (
     require_version,
 )
 from airflow_ml_provider.promotion.rule import PromotionResult
+from airflow_ml_provider.records.resources import StepResources
 from airflow_ml_provider.records.tags import RECORD_ARTIFACT_PATH
 from airflow_ml_provider.scenarios.runner import ScenarioRunReport
 
@@ -335,6 +337,21 @@ class PredictResult:
         )
 
 
+@dataclass(frozen=True)
+class DriftResult:
+    """What a drift step found: the whole report, policy included."""
+
+    report: DriftReport
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"report": self.report.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: object, name: str = "results") -> DriftResult:
+        data = require_keys(data, name, ("report",))
+        return cls(DriftReport.from_dict(data["report"], f"{name}.report"))
+
+
 def _promotion(data: object, name: str = "results") -> PromotionResult:
     try:
         return PromotionResult.from_dict(require_mapping(data, name))
@@ -343,7 +360,14 @@ def _promotion(data: object, name: str = "results") -> PromotionResult:
 
 
 StepResult: TypeAlias = (
-    FeaturizeResult | TrainResult | EvaluateResult | SimulateResult | GateResult | PromotionResult | PredictResult
+    FeaturizeResult
+    | TrainResult
+    | EvaluateResult
+    | SimulateResult
+    | GateResult
+    | PromotionResult
+    | PredictResult
+    | DriftResult
 )
 #: The result type of each step kind; a step not listed records no results.
 RESULT_TYPES: Mapping[str, type] = {
@@ -355,6 +379,7 @@ RESULT_TYPES: Mapping[str, type] = {
     "promote": PromotionResult,
     "rollback": PromotionResult,
     "predict": PredictResult,
+    "drift": DriftResult,
 }
 _RESULT_READERS: Mapping[str, Callable[[object], StepResult]] = {
     "featurize": FeaturizeResult.from_dict,
@@ -365,6 +390,7 @@ _RESULT_READERS: Mapping[str, Callable[[object], StepResult]] = {
     "promote": _promotion,
     "rollback": _promotion,
     "predict": PredictResult.from_dict,
+    "drift": DriftResult.from_dict,
 }
 
 
@@ -395,6 +421,8 @@ class StepRecord:
     #: What the step returned through XCom, so a reproduction can reuse it (``--from-step``).
     returned: Any = None
     error: str | None = None
+    #: What the step's body used (``records.resources``), measured by ``step_run``; None in records written before.
+    resources: StepResources | None = None
     #: When the step closed: ISO-8601 with its timezone (:attr:`recorded_time` parses it).
     recorded_at: str | None = None
     schema_version: int = SCHEMA_VERSION
@@ -426,6 +454,7 @@ class StepRecord:
             "status": self.status,
             "returned": self.returned,
             "error": self.error,
+            "resources": None if self.resources is None else self.resources.to_dict(),
             "recorded_at": self.recorded_at,
             "schema_version": self.schema_version,
         }
@@ -463,7 +492,7 @@ class StepRecord:
         recorded_at = optional_text(data["recorded_at"], "recorded_at")
         if recorded_at is not None:
             parse_time(recorded_at, "recorded_at")
-        model = data["model"]
+        model, resources = data["model"], data.get("resources")
         return cls(
             step=step,
             mlflow_run_id=require_text(data["mlflow_run_id"], "mlflow_run_id"),
@@ -479,6 +508,7 @@ class StepRecord:
             status=status,
             returned=data.get("returned"),
             error=optional_str(data["error"], "error"),
+            resources=None if resources is None else StepResources.from_dict(resources),
             recorded_at=recorded_at,
             schema_version=version,
         )
@@ -500,7 +530,7 @@ _REQUIRED_KEYS = (
     "schema_version",
 )
 #: Added to schema 1 after its first records: absent means "not recorded" (None).
-_LEGACY_OPTIONAL_KEYS = ("code_identity", "environment", "returned")
+_LEGACY_OPTIONAL_KEYS = ("code_identity", "environment", "returned", "resources")
 
 
 def _entries(value: object, name: str) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from airflow_ml_provider.records.json_safe import json_safe, short_text
+from airflow_ml_provider.records.resources import ResourceMeter, resource_metrics
 from airflow_ml_provider.records.step_record import AirflowIds, StepRecord, write_step_record
 from airflow_ml_provider.records.tags import (
     KIND_DAG_RUN,
@@ -287,6 +288,8 @@ def step_run(
     step runs (:func:`_reconcile_parent`). The record also gets the
     environment (packages, hardware) and, with ``code_fn``, the identity of the user's callable; the
     open run is attached to the running operator (``STEP_RUN_ATTRIBUTE``) for its lineage methods.
+    What the body used (wall/CPU time, peak memory, GPUs: ``records.resources``) is measured around the
+    ``yield`` only, so this function's own MLflow calls are not counted, and recorded for failed steps too.
     """
     experiment_id = hook.get_or_create_experiment(experiment_name)
     ids = airflow_ids(context)
@@ -316,12 +319,15 @@ def step_run(
     current.tracking_uri = _safe_uri(hook)
     _attach(context, current)
     log.info("MLflow run %s (parent %s) in experiment %r", run.info.run_id, parent_id, experiment_name)
+    meter = ResourceMeter()
     try:
         yield current
     except BaseException as e:
+        record.resources = meter.stop()
         record.status, record.error = "failed", f"{type(e).__name__}: {e}"
         _close(current, "FAILED")
         raise
+    record.resources = meter.stop()
     if record.status == "failed":  # StepRun.fail(): recorded, but the step's outcome is a failure
         _close(current, "FAILED")
         return
@@ -383,6 +389,8 @@ def _attach(context: Context, current: StepRun) -> None:
 def _close(current: StepRun, status: str) -> None:
     current.record.recorded_at = datetime.now(timezone.utc).isoformat()
     try:
+        if current.record.resources is not None:
+            current.hook.log_batch(current.run_id, metrics=resource_metrics(current.record.resources))
         write_step_record(current.hook, current.record)
         # The parent run holds the run manifest: one entry per step, so concurrent steps never collide.
         current.hook.log_dict(

@@ -39,6 +39,10 @@ TAG_OUTPUT_FINGERPRINT = "airflow_ml.output_fingerprint"
 TAG_INPUT_FINGERPRINT = "airflow_ml.input_fingerprint"
 TAG_MODEL_ALIAS = "airflow_ml.model_alias"
 
+# --- on a drift run (the model fields above name the version whose data was compared)
+#: ``drift``, ``no_drift`` or ``not_enough_data`` (monitoring/drift.py's statuses).
+TAG_DRIFT_STATUS = "airflow_ml.drift.status"
+
 # --- on a model version, written by TrainOperator; read by evaluate, simulate, the gate and promote
 TAG_TRAINING_RUN = "airflow_ml.training_run_id"
 TAG_MODEL_FINGERPRINT = "airflow_ml.model_fingerprint"
@@ -85,6 +89,8 @@ ARTIFACT_DIR = "airflow_ml"
 RECORD_ARTIFACT_PATH = f"{ARTIFACT_DIR}/step_record.json"
 #: The gate's verdict, on the gate's step run.
 VERDICT_ARTIFACT = f"{ARTIFACT_DIR}/verdict.json"
+#: The drift report (monitoring/drift.py ``DriftReport.to_dict()``), on the drift step run.
+DRIFT_REPORT_ARTIFACT = f"{ARTIFACT_DIR}/drift_report.json"
 #: The scenario report, on the simulate step run.
 SCENARIOS_ARTIFACT = f"{ARTIFACT_DIR}/scenarios.json"
 #: The DAG run's manifest, on its parent run: :data:`MANIFEST_DAG_RUN` and one file per step.
@@ -92,6 +98,10 @@ MANIFEST_DIR = f"{ARTIFACT_DIR}/manifest"
 #: File names inside :data:`MANIFEST_DIR` (a downloaded manifest is read by these names).
 MANIFEST_DAG_RUN = "dag_run.json"
 MANIFEST_STEPS = "steps"
+
+# --- metrics of a step run
+#: Prefix of the MLflow metrics of what a step used (records/resources.py), kept apart from the step's own metrics.
+RESOURCES_METRIC_PREFIX = "airflow_ml.resources."
 
 
 def evidence_tag(step: str) -> str:
@@ -117,3 +127,8 @@ def expectations_artifact(role: str) -> str:
 def manifest_step_artifact(task_id: str) -> str:
     """One step's entry in the DAG run's manifest."""
     return f"{MANIFEST_DIR}/{MANIFEST_STEPS}/{task_id}.json"
+
+
+def resources_metric(name: str) -> str:
+    """The step run's metric of one resource figure (``airflow_ml.resources.wall_seconds``)."""
+    return RESOURCES_METRIC_PREFIX + name

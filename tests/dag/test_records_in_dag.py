@@ -164,3 +164,32 @@ def test_code_is_named_by_its_file_in_the_dags_folder(records: Any) -> None:
         + run.events
     )
     assert "unusual_prefix" not in recorded
+
+
+def test_every_step_records_what_it_used_failed_tries_too(records: Any) -> None:
+    """The same figures in the step record, the step run's metrics and the lineage event, for each step
+    of the run including featurize's failed first try. No GPU here: ``gpus`` is empty."""
+    from airflow_ml_provider.records.resources import PEAK_METHODS
+
+    run = records("good")
+    for step in run.steps:
+        task_id = step.data.tags["airflow.task_id"]
+        used = run.record(step)["resources"]
+        assert used["wall_seconds"] > 0 and used["cpu_seconds"] > 0, task_id
+        assert used["wall_seconds"] * 1000 <= step.info.end_time - step.info.start_time, "only the body is measured"
+        assert used["peak_memory_method"] in PEAK_METHODS and used["peak_memory_bytes"] > 0
+        assert used["memory_start_bytes"] > 0 and used["memory_end_bytes"] > 0 and used["gpus"] == []
+        peak = "peak_memory_bytes" if used["peak_memory_method"] != "process" else "process_peak_memory_bytes"
+        metrics = step.data.metrics
+        figures = (("wall_seconds", "wall_seconds"), ("cpu_seconds", "cpu_seconds"), ("peak_memory_bytes", peak))
+        for key, name in figures:
+            assert metrics[f"airflow_ml.resources.{name}"] == pytest.approx(used[key]), (task_id, name)
+        event_type = "COMPLETE" if step.info.status == "FINISHED" else "FAIL"
+        events = [e for e in run.events
+                  if e["eventType"] == event_type and e["job"]["name"] == f"{run.dag_id}.{task_id}"
+                  and e["run"]["facets"].get("mlflowRun", {}).get("runId") == step.info.run_id]
+        assert len(events) == 1, (task_id, event_type)
+        facet = events[0]["run"]["facets"]["mlResources"]
+        assert (facet["wallSeconds"], facet["peakMemoryBytes"]) == (used["wall_seconds"], used["peak_memory_bytes"])
+    featurize_tries = [run.record(r)["status"] for r in run.step_runs("featurize")]
+    assert featurize_tries == ["failed", "success"]

@@ -4,6 +4,7 @@ without I/O and without raising. Also the environment, hardware and code-identit
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.metadata
 import inspect
@@ -29,6 +30,7 @@ from airflow_ml_provider.lineage.datasets import (
 )
 from airflow_ml_provider.records import environment as env
 from airflow_ml_provider.records.redaction import redact_secrets, strip_credentials
+from airflow_ml_provider.records.resources import ResourceMeter, parse_nvidia_smi
 from airflow_ml_provider.records.step_record import AirflowIds, RecordedModel, StepRecord, parse_results
 from tests.lineage.spec import facet_errors
 
@@ -49,6 +51,7 @@ def step(name: str, results: dict[str, Any] | None = None, model: dict[str, Any]
     record.model = None if model is None else RecordedModel.from_dict(model)
     record.environment = {**env.environment_info(), "hardware": env.hardware_info()}
     record.code_identity = env.code_info(sample_transform)
+    record.resources = ResourceMeter().stop()  # measured here, for real (no GPU on this machine: gpus is [])
     return types.SimpleNamespace(
         run_id="r1",
         parent_run_id="p1",
@@ -153,14 +156,14 @@ STEPS: dict[str, tuple[dict[str, Any], set[str]]] = {
         {"mlPromotion"},
     ),
 }
-COMMON = {"mlflowRun", "mlEnvironment", "mlHardware", "mlCode"}
+COMMON = {"mlflowRun", "mlEnvironment", "mlHardware", "mlCode", "mlResources"}
 
 
 # --- schemas -------------------------------------------------------------------------------------------
 
 
 def test_every_facet_class_has_a_shipped_schema_with_its_key() -> None:
-    for key, cls in F.FACETS.items():
+    for key, cls in [*F.FACETS.items(), *F.DATASET_FACETS.items()]:
         name = cls.__name__
         url = cls._get_schema()
         assert url == f"{F.SCHEMA_BASE_URL}{name}.json#/$defs/{name}"
@@ -171,9 +174,11 @@ def test_every_facet_class_has_a_shipped_schema_with_its_key() -> None:
         assert doc["$schema"] == "https://json-schema.org/draft/2020-12/schema"
         assert doc["properties"] == {key: {"$ref": f"#/$defs/{name}"}}
         base = doc["$defs"][name]["allOf"][0]["$ref"]
-        assert base == "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunFacet"
+        kind = "InputDatasetFacet" if key in F.DATASET_FACETS else "RunFacet"
+        assert base == f"https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/{kind}"
         Draft202012Validator.check_schema(doc)
-    assert {p.stem for p in SCHEMAS.glob("*.json")} == {c.__name__ for c in F.FACETS.values()}
+    facets = {c.__name__ for c in [*F.FACETS.values(), *F.DATASET_FACETS.values()]}
+    assert {p.stem for p in SCHEMAS.glob("*.json")} == facets
 
 
 @pytest.mark.spec
@@ -233,6 +238,25 @@ def test_a_facet_breaking_its_schema_is_caught() -> None:
     assert facet_errors({k: v for k, v in data.items() if k != "checks"})
     assert facet_errors({**data, "_producer": None})
     assert facet_errors({**as_dict(F.MLHardwareRunFacet(logicalCores=2)), "logicalCores": "two"})
+    used = as_dict(F.MLResourcesRunFacet(wallSeconds=1.0, cpuSeconds=0.5, peakMemoryMethod="process"))
+    assert facet_errors(used) == []
+    assert facet_errors({**used, "wallSeconds": -1.0})
+    assert facet_errors({**used, "peakMemoryMethod": "guess"})
+    assert facet_errors({k: v for k, v in used.items() if k != "cpuSeconds"})
+
+
+@pytest.mark.spec
+def test_resources_facet_with_gpus_validates() -> None:
+    """GPU entries as nvidia-smi reports them (fixed text: no GPU on the test machine), one figure unknown."""
+    record = StepRecord(step="train", mlflow_run_id="r1", airflow=AirflowIds("d", "x", "train", 1, -1))
+    gpus = parse_nvidia_smi("0, NVIDIA A100-SXM4-40GB, 1024, 40960\n1, Tesla T4, [N/A], 15360\n")
+    record.resources = dataclasses.replace(ResourceMeter().stop(), gpus=gpus)
+    facet = as_dict(F.step_run_facets(types.SimpleNamespace(run_id="r1", record=record))["mlResources"])
+    assert facet_errors(facet) == []
+    assert [(g["name"], g.get("memoryBytes"), g["memoryMethod"]) for g in facet["gpus"]] == [
+        ("NVIDIA A100-SXM4-40GB", 1024 * 1024 * 1024, "nvidia_smi_used_at_end"),
+        ("Tesla T4", None, "nvidia_smi_used_at_end"),
+    ]
 
 
 def test_missing_or_malformed_data_leaves_facets_out_and_never_raises() -> None:

@@ -13,12 +13,14 @@ import pytest
 
 from airflow_ml_provider.data.expectations import ExpectationReport, ExpectationResult
 from airflow_ml_provider.gate import Check, Subject, Verdict
+from airflow_ml_provider.monitoring import DriftReport, FeatureDrift
 from airflow_ml_provider.parsing import NaiveTimeError, parse_time
 from airflow_ml_provider.promotion.rule import Mode, Outcome, PromotionResult
 from airflow_ml_provider.records.step_record import (
     RESULT_TYPES,
     AirflowIds,
     ChampionScore,
+    DriftResult,
     EvaluateResult,
     FeaturizeResult,
     GateResult,
@@ -72,6 +74,18 @@ RESULTS: dict[str, Any] = {
         "cli:me@host",
     ),
     "predict": PredictResult(10, "3", "champion", 1),
+    "drift": DriftResult(
+        DriftReport(
+            "drift",
+            {
+                "age": FeatureDrift("age", "numeric", "psi+ks", 0.4, 0.2, 1e-9, 3e-9, True, "PSI 0.4 >= 0.2 and ..."),
+                "plan": FeatureDrift("plan", "schema", "schema", math.inf, 0.0, None, None, True, "missing"),
+            },
+            ("column 'plan' is missing",),
+            400,
+            500,
+        )
+    ),
 }
 
 
@@ -105,7 +119,7 @@ def test_the_json_shape_is_the_untyped_one() -> None:
     data = as_json(record("train", code="retrain.py:train"))
     assert list(data) == [
         "step", "mlflow_run_id", "airflow", "inputs", "outputs", "params", "code", "code_identity", "environment",
-        "model", "results", "status", "returned", "error", "recorded_at", "schema_version",
+        "model", "results", "status", "returned", "error", "resources", "recorded_at", "schema_version",
     ]
     assert data["schema_version"] == 1
     assert data["airflow"] == {"dag_id": "retrain", "run_id": "manual__1", "task_id": "train", "try_number": 1,
