@@ -404,8 +404,15 @@ def _aliases(model: RegisteredModel) -> dict[str, str]:
 
 
 def _metrics(run: Run) -> dict[str, float]:
-    """The version's own metrics of an evaluate run (it also logs the champion's, as ``champion_<name>``)."""
-    return {k: float(v) for k, v in (run.data.metrics or {}).items() if not k.startswith("champion_")}
+    """The version's own metrics of an evaluate run (it also logs the champion's, as ``champion_<name>``, and
+    what the step used, as ``airflow_ml.resources.*``)."""
+    from airflow_ml_provider.records.tags import RESOURCES_METRIC_PREFIX
+
+    return {
+        k: float(v)
+        for k, v in (run.data.metrics or {}).items()
+        if not k.startswith(("champion_", RESOURCES_METRIC_PREFIX))
+    }
 
 
 def _literal(text: str) -> str:

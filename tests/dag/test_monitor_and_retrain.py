@@ -100,19 +100,22 @@ def test_a_shifted_feature_is_detected_named_recorded_and_emitted(
 
 
 def test_the_drift_event_queues_a_retraining_run(monitored: dict[str, Any]) -> None:
-    """The scheduler's own asset-triggered run creation turns the drift event into a queued retraining run."""
-    from airflow.jobs.job import Job
-    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+    """make demo's step: the scheduler's own asset-triggered run creation (scripts/create_asset_triggered_runs.py,
+    run as the demo runs it) turns the drift event into a queued retraining run that consumed it."""
+    import subprocess
+    import sys
+
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
-    from airflow.utils.sqlalchemy import prohibit_commit
 
     from airflow_ml_provider.assets import drift_asset
+    from tests.support import ROOT
 
     [event] = asset_events(drift_asset(MODEL).uri, monitored["shifted"].run_id)
-    runner = SchedulerJobRunner(job=Job(), num_runs=1)
-    with create_session() as session, prohibit_commit(session) as guard:
-        runner._create_dagruns_for_dags(guard, session)
+    script = ROOT / "scripts" / "create_asset_triggered_runs.py"
+    done = subprocess.run([sys.executable, str(script), RETRAIN], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"is queued, triggered by ml-drift:{MODEL} (from {MONITOR}.drift)" in done.stdout
     with create_session() as session:
         [triggered] = session.query(DagRun).filter_by(dag_id=RETRAIN, run_type="asset_triggered").all()
         assert [e.id for e in triggered.consumed_asset_events] == [event["id"]]

@@ -187,7 +187,8 @@ def test_evaluation_scenarios_verdict_and_promotion(good: Run, mlflow_client: An
     evaluation = run_facets(good.complete["evaluate"])["mlEvaluation"]
     logged = runs["evaluate"].data.metrics
     assert evaluation["modelVersion"] == version and evaluation["mlflowRunId"] == runs["evaluate"].info.run_id
-    assert evaluation["metrics"] == pytest.approx({k: v for k, v in logged.items() if not k.startswith("champion_")})
+    own = {k: v for k, v in logged.items() if not k.startswith(("champion_", "airflow_ml.resources."))}
+    assert evaluation["metrics"] == pytest.approx(own)
     assert {"accuracy", "roc_auc"} <= set(evaluation["metrics"])
     if evaluation.get("championMetrics"):
         champion = {k.removeprefix("champion_"): v for k, v in logged.items() if k.startswith("champion_")}
