@@ -36,6 +36,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_ml_provider.operators.rollback",
                     "airflow_ml_provider.operators.predict",
                     "airflow_ml_provider.operators.drift",
+                    "airflow_ml_provider.operators.shadow",
                 ],
             }
         ],

@@ -20,6 +20,10 @@ Check names:
 - ``metric:<m>`` (missing or non-finite), ``metric:<m>:threshold``,
   ``metric:<m>:vs_champion_absolute``, ``metric:<m>:vs_champion_relative``
 - ``approval`` / ``binding:approval`` / ``freshness:approval``
+- ``shadow:rows`` (enough production rows compared against the current champion, or the first-version rule),
+  ``binding:shadow``, ``freshness:shadow``, ``shadow:errors`` (the candidate failed on production inputs),
+  ``shadow:task`` (mixed kinds of evidence), ``shadow:agreement`` / ``shadow:mean_abs_delta``,
+  ``shadow:latency_ratio``
 - ``policy``                       written by the sensor, not here: the rendered policy is invalid, so
   no evidence was read
 
@@ -34,7 +38,7 @@ model's evidence would only mislead the reader.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from fractions import Fraction
 
@@ -44,9 +48,11 @@ from airflow_ml_provider.gate.evidence import (
     Evidence,
     ExpectationEvidence,
     ScenarioEvidence,
+    ShadowEvidence,
+    ShadowEvidenceSet,
     Subject,
 )
-from airflow_ml_provider.gate.policy import FirstVersionRule, GatePolicy, MetricThreshold
+from airflow_ml_provider.gate.policy import FirstVersionRule, GatePolicy, MetricThreshold, ShadowRule
 from airflow_ml_provider.gate.verdict import Check, Verdict
 from airflow_ml_provider.model.metrics import direction_words
 from airflow_ml_provider.parsing import to_utc
@@ -73,6 +79,7 @@ def decide(policy: GatePolicy, evidence: Evidence, now: datetime) -> Verdict:
     checks.extend(_scenario_checks(policy, evidence, now))
     checks.extend(_metric_checks(policy, evidence, now))
     checks.extend(_approval_checks(policy, evidence, now))
+    checks.extend(_shadow_checks(policy, evidence, now))
     passed = bool(checks) and all(item.passed for item in checks)
     return Verdict(
         subject=evidence.subject,
@@ -645,4 +652,204 @@ def _approval_checks(policy: GatePolicy, evidence: Evidence, now: datetime) -> l
             "" if approval.model_version is not None else " (the approval does not name a model version)"
         )
         checks.append(Check("approval", True, f"approved by {approval.approver} at {when}{comment}{unbound}"))
+    return checks
+
+
+# --------------------------------------------------------------------------------------------
+# Shadow evidence: the candidate and the champion on production inputs
+# --------------------------------------------------------------------------------------------
+
+#: How many runs a reason names before "and N more".
+_MAX_QUOTED_RUNS = 3
+
+
+def _runs(items: Sequence[ShadowEvidence]) -> str:
+    quoted = ", ".join(f"{item.run_id} ({item.source})" for item in items[:_MAX_QUOTED_RUNS])
+    more = len(items) - _MAX_QUOTED_RUNS
+    return quoted + (f" and {more} more" if more > 0 else "")
+
+
+def _no_champion(policy: GatePolicy, shadow: ShadowEvidenceSet) -> Check:
+    """No champion at all: nothing can have been shadowed; only the first-version rule lets it through."""
+    unset = f"no champion (alias {shadow.champion_alias!r} is unset), so no production traffic to shadow"
+    if policy.first_version is FirstVersionRule.ALLOW:
+        return Check("shadow:rows", True, f"{unset}: passed by the first-version rule 'allow'")
+    return Check("shadow:rows", False, f"{unset}: failed by the first-version rule 'block'")
+
+
+def _counted(
+    items: Sequence[ShadowEvidence], subject: Subject, champion: str, now: datetime, max_age: timedelta | None
+) -> tuple[list[Check], dict[str, ShadowEvidence], list[str], list[ShadowEvidence]]:
+    """
+    The binding and freshness failures, the evidence counted (one per input: the one with the most rows,
+    then the newest), notes on what was not counted and why, and the pieces whose candidate failed.
+    """
+    checks: list[Check] = []
+    counted: dict[str, ShadowEvidence] = {}
+    stale: dict[str, int] = {}
+    old: list[ShadowEvidence] = []
+    errors: list[ShadowEvidence] = []
+    bound = 0
+    for item in items:
+        binding = _model_binding("shadow", subject, item.candidate_version, item.candidate_fingerprint)
+        if not binding.passed:
+            checks.append(Check(binding.name, False, f"run {item.run_id} ({item.source}): {binding.reason}"))
+            continue
+        bound += 1
+        future = _freshness("freshness:shadow", item.recorded_at, now, None)
+        if future is not None:
+            checks.append(Check(future.name, False, f"run {item.run_id} ({item.source}): {future.reason}"))
+            continue
+        if item.champion_version != champion:
+            stale[item.champion_version] = stale.get(item.champion_version, 0) + 1
+            continue
+        if max_age is not None and now - item.recorded_at > max_age:
+            old.append(item)
+            continue
+        if item.error is not None:
+            errors.append(item)
+            continue
+        if item.rows == 0:
+            continue
+        key = item.input_fingerprint or f"run:{item.run_id}"
+        held = counted.get(key)
+        if held is None or (item.rows, item.recorded_at) > (held.rows, held.recorded_at):
+            counted[key] = item
+    if bound and not checks:
+        checks.append(
+            Check("binding:shadow", True, f"{bound} piece(s) of shadow evidence name version {subject.model_version}")
+        )
+    notes = [
+        f"{count} piece(s) against champion v{version} not counted: stale, the champion is now v{champion}"
+        for version, count in sorted(stale.items())
+    ]
+    if old and max_age is not None:
+        notes.append(f"{len(old)} piece(s) older than the {_duration(max_age)} limit not counted")
+    return checks, counted, notes, errors
+
+
+def _weighted(items: Sequence[ShadowEvidence], name: str) -> float | None:
+    """The row-weighted mean of a figure over the counted inputs; None when any input lacks it."""
+    weighted = 0.0
+    for item in items:
+        value: float | None = getattr(item, name)
+        if value is None:
+            return None
+        weighted += value * item.rows
+    return weighted / sum(item.rows for item in items)
+
+
+def _shadow_figure_check(rule: ShadowRule, items: Sequence[ShadowEvidence], task: str) -> Check:
+    """``shadow:agreement`` (classification) or ``shadow:mean_abs_delta`` (regression), against the rule's kind."""
+    if rule.min_agreement is not None:
+        name, figure, bound = "shadow:agreement", "agreement", rule.min_agreement
+    else:
+        assert rule.max_mean_abs_delta is not None
+        name, figure, bound = "shadow:mean_abs_delta", "mean_abs_delta", rule.max_mean_abs_delta
+    if task != rule.task:
+        key = "min_agreement" if rule.min_agreement is not None else "max_mean_abs_delta"
+        return Check(
+            name,
+            False,
+            f"the policy sets {key}, a {rule.task} threshold, but the shadow evidence is about a {task} model: "
+            f"set {'max_mean_abs_delta' if key == 'min_agreement' else 'min_agreement'} instead",
+        )
+    value = _weighted(items, figure)
+    if value is None:
+        return Check(name, False, f"{figure} is not recorded for every compared input: cannot judge it")
+    if not math.isfinite(value):
+        return Check(name, False, f"{figure} is {_exact(value, False)}: not a finite number (a NaN prediction?)")
+    rows = sum(item.rows for item in items)
+    if figure == "agreement":
+        passed = value >= bound
+        words = "at or above" if passed else "below"
+        return Check(
+            name, passed, f"agreement with the champion {value:.2%} on {rows} rows is {words} the minimum {bound:.2%}"
+        )
+    passed = value <= bound
+    shown_value, shown_bound = _numbers(value, bound)
+    words = "at or below" if passed else "above"
+    return Check(name, passed, f"mean |delta| {shown_value} on {rows} rows is {words} the maximum {shown_bound}")
+
+
+def _latency_check(rule: ShadowRule, items: Sequence[ShadowEvidence]) -> Check | None:
+    if rule.max_latency_ratio is None:
+        return None
+    primary, shadow = _weighted(items, "primary_ms_per_1k_rows"), _weighted(items, "shadow_ms_per_1k_rows")
+    name = "shadow:latency_ratio"
+    if primary is None or shadow is None:
+        return Check(name, False, "latency is not recorded for every compared input: cannot judge it")
+    if not (math.isfinite(primary) and math.isfinite(shadow)) or primary <= 0:
+        return Check(name, False, f"latencies {shadow!r} vs {primary!r} ms per 1,000 rows cannot be compared")
+    ratio = shadow / primary
+    passed = ratio <= rule.max_latency_ratio
+    shown_ratio, shown_bound = _numbers(ratio, rule.max_latency_ratio)
+    return Check(
+        name,
+        passed,
+        f"the candidate takes {shadow:.3g} ms per 1,000 rows, the champion {primary:.3g}: ratio {shown_ratio} is "
+        f"{'at or below' if passed else 'above'} the maximum {shown_bound}",
+    )
+
+
+def _shadow_checks(policy: GatePolicy, evidence: Evidence, now: datetime) -> list[Check]:
+    rule = policy.shadow
+    if rule is None:
+        return []
+    shadow = evidence.shadow
+    subject = evidence.subject
+    if shadow is None:
+        return [
+            Check(
+                "shadow:rows",
+                False,
+                "no shadow evidence was gathered: the policy's shadow rule needs the candidate's runs against "
+                "the champion (gather with the champion's alias)",
+            )
+        ]
+    champion = shadow.champion_version
+    if champion is None:
+        return [_no_champion(policy, shadow)]
+    if champion == subject.model_version:
+        return [Check("shadow:rows", False, f"version {champion} is the champion itself: it cannot shadow itself")]
+    checks, counted, notes, errors = _counted(shadow.items, subject, champion, now, policy.max_evidence_age)
+    if errors:
+        checks.append(
+            Check(
+                "shadow:errors",
+                False,
+                f"the candidate failed on production inputs in {len(errors)} run(s): {_runs(errors)}: "
+                f"{' '.join((errors[0].error or '').split())[:300]}",
+            )
+        )
+    items = sorted(counted.values(), key=lambda item: item.recorded_at)
+    rows = sum(item.rows for item in items)
+    sources = sorted({item.source for item in items})
+    note = f" ({'; '.join(notes)})" if notes else ""
+    if not items:
+        checks.append(
+            Check(
+                "shadow:rows",
+                False,
+                f"no recorded traffic: no production rows compared against champion v{champion}; shadow the "
+                f"candidate in the champion's predictions or replay them, at least {rule.min_rows} rows{note}",
+            )
+        )
+        return checks
+    checks.append(
+        Check(
+            "shadow:rows",
+            rows >= rule.min_rows,
+            f"{rows} rows on {len(items)} production input(s) ({', '.join(sources)}) compared against champion "
+            f"v{champion}; the policy requires at least {rule.min_rows}{note}",
+        )
+    )
+    tasks = sorted({item.task for item in items if item.task is not None})
+    if len(tasks) != 1:
+        checks.append(Check("shadow:task", False, f"the shadow evidence mixes kinds of model: {tasks or 'none'}"))
+        return checks
+    checks.append(_shadow_figure_check(rule, items, tasks[0]))
+    latency = _latency_check(rule, items)
+    if latency is not None:
+        checks.append(latency)
     return checks

@@ -20,6 +20,8 @@ from datetime import datetime
 from typing import Any
 
 from airflow_ml_provider.parsing import (
+    metric_from_json,
+    metric_to_json,
     metrics_from_json,
     metrics_to_json,
     optional_str,
@@ -27,6 +29,7 @@ from airflow_ml_provider.parsing import (
     optional_version,
     parse_time,
     require_bool,
+    require_int,
     require_keys,
     require_metrics,
     require_strings,
@@ -43,6 +46,8 @@ __all__ = [
     "Evidence",
     "ExpectationEvidence",
     "ScenarioEvidence",
+    "ShadowEvidence",
+    "ShadowEvidenceSet",
     "Subject",
 ]
 
@@ -334,6 +339,134 @@ class ApprovalEvidence:
         )
 
 
+#: Where a piece of shadow evidence comes from: a production predict run (live shadow) or a replay step.
+SHADOW_SOURCES = ("live", "replay")
+SHADOW_TASKS = ("classification", "regression")
+_SHADOW_NUMBERS = ("agreement", "mean_abs_delta", "primary_ms_per_1k_rows", "shadow_ms_per_1k_rows")
+_SHADOW_KEYS = (
+    "source",
+    "run_id",
+    "candidate_version",
+    "candidate_fingerprint",
+    "champion_version",
+    "input_fingerprint",
+    "task",
+    "rows",
+    *_SHADOW_NUMBERS,
+    "error",
+    "recorded_at",
+)
+
+
+@dataclass(frozen=True)
+class ShadowEvidence:
+    """
+    One production input scored by the candidate and by a champion, as one step recorded it.
+
+    Bound to the candidate (``candidate_version``/``candidate_fingerprint``), to the champion it was compared
+    with (``champion_version``: evidence against another champion than the current one is stale) and to the
+    input (``input_fingerprint``: the gate counts an input once, whichever runs compared it). ``error`` is
+    set when the candidate could not be loaded or scored (``rows`` 0, figures None); ``task`` is None then.
+    Figures may be NaN (a NaN prediction): ``decide`` fails them.
+    """
+
+    source: str
+    run_id: str
+    candidate_version: str
+    candidate_fingerprint: str | None
+    champion_version: str
+    input_fingerprint: str | None
+    task: str | None
+    rows: int
+    agreement: float | None
+    mean_abs_delta: float | None
+    primary_ms_per_1k_rows: float | None
+    shadow_ms_per_1k_rows: float | None
+    error: str | None
+    recorded_at: datetime
+
+    def __post_init__(self) -> None:
+        if self.source not in SHADOW_SOURCES:
+            raise ValueError(f"ShadowEvidence.source must be one of {', '.join(SHADOW_SOURCES)}, got {self.source!r}")
+        require_text(self.run_id, "ShadowEvidence.run_id")
+        set_field(
+            self, "candidate_version", require_version(self.candidate_version, "ShadowEvidence.candidate_version")
+        )
+        optional_text(self.candidate_fingerprint, "ShadowEvidence.candidate_fingerprint")
+        set_field(self, "champion_version", require_version(self.champion_version, "ShadowEvidence.champion_version"))
+        optional_text(self.input_fingerprint, "ShadowEvidence.input_fingerprint")
+        if self.task is not None and self.task not in SHADOW_TASKS:
+            raise ValueError(f"ShadowEvidence.task must be one of {', '.join(SHADOW_TASKS)} or None, got {self.task!r}")
+        if require_int(self.rows, "ShadowEvidence.rows") < 0:
+            raise ValueError(f"ShadowEvidence.rows must be >= 0, got {self.rows}")
+        for name in _SHADOW_NUMBERS:
+            value = getattr(self, name)
+            if value is not None:
+                set_field(self, name, metric_from_json(value, f"ShadowEvidence.{name}"))
+        optional_str(self.error, "ShadowEvidence.error")
+        set_field(self, "recorded_at", to_utc(self.recorded_at, "ShadowEvidence.recorded_at"))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {key: getattr(self, key) for key in _SHADOW_KEYS}
+        for name in _SHADOW_NUMBERS:
+            out[name] = None if out[name] is None else metric_to_json(out[name])
+        out["recorded_at"] = time_to_json(self.recorded_at)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ShadowEvidence:
+        data = require_keys(data, "ShadowEvidence", _SHADOW_KEYS)
+        values = dict(data)
+        values["recorded_at"] = parse_time(data["recorded_at"], "ShadowEvidence.recorded_at")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ShadowEvidenceSet:
+    """
+    All shadow evidence recorded for the candidate, and the champion it would replace *now*.
+
+    ``champion_version`` None means the alias is unset: there is no champion to shadow against.
+    ``items`` holds every piece found, stale ones included: ``decide`` says which it does not count.
+    """
+
+    champion_alias: str
+    champion_version: str | None
+    items: tuple[ShadowEvidence, ...] = ()
+
+    def __post_init__(self) -> None:
+        require_text(self.champion_alias, "ShadowEvidenceSet.champion_alias")
+        set_field(
+            self, "champion_version", optional_version(self.champion_version, "ShadowEvidenceSet.champion_version")
+        )
+        if isinstance(self.items, (str, bytes, Mapping)) or not isinstance(self.items, Iterable):
+            raise ValueError(f"ShadowEvidenceSet.items must be a list, got {self.items!r}")
+        items = tuple(self.items)
+        for item in items:
+            if not isinstance(item, ShadowEvidence):
+                raise ValueError(f"ShadowEvidenceSet.items must hold ShadowEvidence, got {item!r}")
+        set_field(self, "items", items)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "champion_alias": self.champion_alias,
+            "champion_version": self.champion_version,
+            "items": [item.to_dict() for item in self.items],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ShadowEvidenceSet:
+        data = require_keys(data, "ShadowEvidenceSet", ("champion_alias", "champion_version", "items"))
+        items = data["items"]
+        if isinstance(items, (str, bytes, Mapping)) or not isinstance(items, Iterable):
+            raise ValueError(f"ShadowEvidenceSet.items must be a list, got {items!r}")
+        return cls(
+            champion_alias=data["champion_alias"],
+            champion_version=data["champion_version"],
+            items=tuple(ShadowEvidence.from_dict(item) for item in items),
+        )
+
+
 @dataclass(frozen=True)
 class Evidence:
     """
@@ -350,6 +483,8 @@ class Evidence:
     scenarios: ScenarioEvidence | None = None
     approval: ApprovalEvidence | None = None
     problems: tuple[str, ...] = field(default=())
+    #: None: not gathered (the policy has no ``shadow`` rule, or the gathering side did not look).
+    shadow: ShadowEvidenceSet | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.subject, Subject):
@@ -372,6 +507,7 @@ class Evidence:
             ("evaluation", EvaluationEvidence),
             ("scenarios", ScenarioEvidence),
             ("approval", ApprovalEvidence),
+            ("shadow", ShadowEvidenceSet),
         ):
             value = getattr(self, name)
             if value is not None and not isinstance(value, kind):
@@ -387,6 +523,7 @@ class Evidence:
             "scenarios": None if self.scenarios is None else self.scenarios.to_dict(),
             "approval": None if self.approval is None else self.approval.to_dict(),
             "problems": list(self.problems),
+            **({} if self.shadow is None else {"shadow": self.shadow.to_dict()}),
         }
 
     @classmethod
@@ -395,7 +532,7 @@ class Evidence:
             data,
             "Evidence",
             ("subject", "training_dataset_fingerprints"),
-            ("data_expectations", "evaluation", "scenarios", "approval", "problems"),
+            ("data_expectations", "evaluation", "scenarios", "approval", "problems", "shadow"),
         )
         expectations = data.get("data_expectations", ())
         if isinstance(expectations, (str, bytes, Mapping)) or not isinstance(expectations, Iterable):
@@ -403,6 +540,7 @@ class Evidence:
         evaluation = data.get("evaluation")
         scenarios = data.get("scenarios")
         approval = data.get("approval")
+        shadow = data.get("shadow")
         return cls(
             subject=Subject.from_dict(data["subject"]),
             training_dataset_fingerprints=data["training_dataset_fingerprints"],
@@ -411,4 +549,5 @@ class Evidence:
             scenarios=None if scenarios is None else ScenarioEvidence.from_dict(scenarios),
             approval=None if approval is None else ApprovalEvidence.from_dict(approval),
             problems=data.get("problems", ()),
+            shadow=None if shadow is None else ShadowEvidenceSet.from_dict(shadow),
         )

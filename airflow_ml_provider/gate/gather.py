@@ -6,6 +6,11 @@ registry: one check costs a fixed number of queries whatever the number of versi
 cannot be read becomes a named problem, which the policy turns into a failed check: gathering
 fails closed.
 
+Shadow evidence is the exception that accumulates: every predict run in which the candidate shadowed the
+champion and every replay step of the candidate counts, so it is found by searching step runs by tag
+(``airflow_ml.shadow_model_version``; a shadow step's model), newest first and bounded by
+:data:`SHADOW_RUNS` per kind: still a fixed number of queries.
+
 Besides the evidence itself, :func:`gather` reports which pieces are *pending* (evaluation or
 scenarios not written yet), so a waiting sensor or trigger can tell "not yet" from "bad".
 """
@@ -28,13 +33,16 @@ from airflow_ml_provider.gate import (
     Subject,
     decide,
 )
+from airflow_ml_provider.gate.evidence import ShadowEvidence, ShadowEvidenceSet
 from airflow_ml_provider.model import reference as models
 from airflow_ml_provider.parsing import parse_time
 from airflow_ml_provider.promotion.rule import PromotionResult
 from airflow_ml_provider.records.step_record import (
     EvaluateResult,
     FeaturizeResult,
+    PredictResult,
     RecordError,
+    ShadowResult,
     SimulateResult,
     StepRecord,
     read_step_record,
@@ -46,6 +54,8 @@ from airflow_ml_provider.records.tags import (
     TAG_GATE_STATUS,
     TAG_MODEL_FINGERPRINT,
     TAG_MODEL_NAME,
+    TAG_MODEL_VERSION,
+    TAG_SHADOW_MODEL_VERSION,
     TAG_STEP,
     evidence_tag,
 )
@@ -54,6 +64,7 @@ if TYPE_CHECKING:
     from mlflow.entities.model_registry import ModelVersion
 
     from airflow_ml_provider.hooks.mlflow import MlflowHook
+    from airflow_ml_provider.monitoring.shadow import ShadowComparison, ShadowSummary
 
 #: The evidence steps, in the order they are read.
 STEPS = ("featurize", "evaluate", "simulate")
@@ -66,6 +77,8 @@ APPROVE_OPTION = "Approve"
 APPROVAL_VERSION_PARAM = "model_version"
 #: Optional HITL form field for the approver's comment.
 APPROVAL_COMMENT_PARAM = "comment"
+#: At most this many of the newest runs of each kind of shadow evidence (live, replay) are read.
+SHADOW_RUNS = 100
 
 @dataclass(frozen=True)
 class Gathered:
@@ -117,6 +130,8 @@ def waiting_for(policy: GatePolicy, gathered: Gathered, now: datetime) -> tuple[
         changes["metrics"] = {}
     if "simulate" in missing:
         changes.update(require_scenarios=False, required_scenarios=())
+    if gathered.evidence.shadow is None:  # not gathered here (the trigger looks for completeness only)
+        changes["shadow"] = None
     try:
         relaxed = dataclasses.replace(policy, **changes)
     except ValueError:  # the policy checks nothing else: judge only the gathering problems
@@ -125,8 +140,8 @@ def waiting_for(policy: GatePolicy, gathered: Gathered, now: datetime) -> tuple[
 
 
 def needs_champion(policy: GatePolicy) -> bool:
-    """Whether any metric rule compares with the champion."""
-    return any(
+    """Whether any metric rule compares with the champion, or the policy wants shadow evidence against it."""
+    return policy.shadow is not None or any(
         rule.min_absolute_change is not None or rule.min_relative_change is not None for rule in policy.metrics.values()
     )
 
@@ -150,7 +165,8 @@ def gather(
         fingerprint recorded at training (the bytes must not have changed since).
     :param champion_alias: when set, check that the champion the evaluation compared against is
         still the champion (not deleted, not moved), and that a missing champion really is a first
-        version rather than a champion that was removed.
+        version rather than a champion that was removed; and gather the shadow evidence of ``ref``
+        with the champion it would replace now.
     """
     version = models.get_version(hook, ref)
     tags = version.tags
@@ -219,6 +235,10 @@ def gather(
             scenarios = _scenarios(records["simulate"])
         except (KeyError, TypeError, ValueError) as e:
             problems.append(f"simulate evidence is malformed: {type(e).__name__}: {e}")
+    shadow = None
+    if champion_alias:
+        shadow, shadow_problems = _shadow(hook, ref, champion_alias)
+        problems += shadow_problems
     evidence = Evidence(
         subject=subject,
         training_dataset_fingerprints=tuple(trained_on),
@@ -226,6 +246,7 @@ def gather(
         evaluation=evaluation,
         scenarios=scenarios,
         problems=tuple(problems),
+        shadow=shadow,
     )
     return Gathered(evidence, tuple(pending))
 
@@ -304,6 +325,111 @@ def _scenarios(record: StepRecord) -> ScenarioEvidence:
         results={r.name: r.passed for r in results},
         reasons={r.name: r.reason for r in results},
         recorded_at=_recorded_at(record),
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# Shadow evidence: live shadow predict runs and replay steps of the candidate
+# ------------------------------------------------------------------------------------------------
+
+
+def _shadow(hook: MlflowHook, ref: models.ModelRef, alias: str) -> tuple[ShadowEvidenceSet | None, list[str]]:
+    """The candidate's shadow evidence and the current champion; anything unreadable is a problem."""
+    try:
+        champion = hook.alias_version(ref.name, alias)
+    except Exception as e:
+        return None, [f"cannot resolve the {alias!r} alias of {ref.name} to judge shadow evidence: {e}"]
+    if champion is None:
+        return ShadowEvidenceSet(alias, None, ()), []
+    name = ref.name.replace("'", "\\'")
+    finished = "attributes.status = 'FINISHED'"
+    queries = {
+        "live": f"tags.`{TAG_STEP}` = 'predict' and tags.`{TAG_MODEL_NAME}` = '{name}' "
+        f"and tags.`{TAG_SHADOW_MODEL_VERSION}` = '{ref.version}' and {finished}",
+        "replay": f"tags.`{TAG_STEP}` = 'shadow' and tags.`{TAG_MODEL_NAME}` = '{name}' "
+        f"and tags.`{TAG_MODEL_VERSION}` = '{ref.version}' and {finished}",
+    }
+    items: list[ShadowEvidence] = []
+    problems: list[str] = []
+    try:
+        experiments = hook.experiment_ids()
+        runs = [
+            (kind, run.info.run_id)
+            for kind, query in queries.items()
+            for run in hook.search_runs(
+                experiments, query, order_by=["attributes.start_time DESC"], max_results=SHADOW_RUNS
+            )
+        ]
+    except Exception as e:
+        return None, [f"cannot search the shadow evidence of {ref.uri}: {type(e).__name__}: {e}"]
+    for kind, run_id in runs:
+        try:
+            record = read_step_record(hook, run_id)
+        except RecordError as e:
+            problems.append(f"shadow evidence unreadable: {e}")
+            continue
+        if record.status != "success":
+            continue  # a predict or replay step that failed as a whole recorded no comparison
+        summary = _summary_of(record)
+        if summary is None or summary.kind != kind:
+            problems.append(f"MLflow run {run_id} is tagged as {kind} shadow evidence but its record holds none")
+            continue
+        if summary.model_name != ref.name or summary.shadow_version != ref.version:
+            problems.append(
+                f"MLflow run {run_id} is tagged as shadow evidence for {ref.uri}, but its record is about "
+                f"models:/{summary.model_name}/{summary.shadow_version}"
+            )
+            continue
+        try:
+            items += _shadow_items(summary, run_id, _recorded_at(record))
+        except ValueError as e:
+            problems.append(f"shadow evidence of MLflow run {run_id} is malformed: {e}")
+    return ShadowEvidenceSet(alias, champion, tuple(items)), problems
+
+
+def _summary_of(record: StepRecord) -> ShadowSummary | None:
+    if isinstance(record.results, PredictResult):
+        return record.results.shadow
+    if isinstance(record.results, ShadowResult):
+        return record.results.summary
+    return None
+
+
+def _shadow_items(summary: ShadowSummary, run_id: str, recorded_at: datetime) -> list[ShadowEvidence]:
+    """One piece per input compared (or failed on); a step that failed before any input, one piece with its error."""
+    if not summary.batches and summary.error is not None:
+        return [_piece(summary, run_id, recorded_at, None, None, summary.error)]
+    return [
+        _piece(summary, run_id, recorded_at, batch.input_fingerprint, batch.comparison, batch.error)
+        for batch in summary.batches
+    ]
+
+
+def _piece(
+    summary: ShadowSummary,
+    run_id: str,
+    recorded_at: datetime,
+    input_fingerprint: str | None,
+    found: ShadowComparison | None,
+    error: str | None,
+) -> ShadowEvidence:
+    if summary.shadow_version is None:
+        raise ValueError("it names no shadow version")
+    return ShadowEvidence(
+        source=summary.kind,
+        run_id=run_id,
+        candidate_version=summary.shadow_version,
+        candidate_fingerprint=summary.shadow_fingerprint,
+        champion_version=summary.primary_version,
+        input_fingerprint=input_fingerprint,
+        task=None if found is None else found.task,
+        rows=0 if found is None else found.rows,
+        agreement=None if found is None else found.agreement,
+        mean_abs_delta=None if found is None or found.abs_delta is None else found.abs_delta.mean,
+        primary_ms_per_1k_rows=None if found is None else found.primary_ms_per_1k_rows,
+        shadow_ms_per_1k_rows=None if found is None else found.shadow_ms_per_1k_rows,
+        error=error,
+        recorded_at=recorded_at,
     )
 
 

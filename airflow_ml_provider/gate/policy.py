@@ -20,12 +20,13 @@ from airflow_ml_provider.model.metrics import BUILTIN_METRICS, direction_words, 
 from airflow_ml_provider.parsing import (
     require_bool,
     require_finite,
+    require_int,
     require_keys,
     require_strings,
     set_field,
 )
 
-__all__ = ["FirstVersionRule", "GatePolicy", "MetricThreshold", "is_number_field"]
+__all__ = ["FirstVersionRule", "GatePolicy", "MetricThreshold", "ShadowRule", "is_number_field"]
 
 #: The numbers of a metric rule (what a template may render as text, see :func:`is_number_field`).
 _RULE_NUMBERS = ("threshold", "min_absolute_change", "min_relative_change")
@@ -113,11 +114,72 @@ def _with_direction(metric: str, rule: MetricThreshold) -> MetricThreshold:
     return rule
 
 
+#: The keys of a shadow rule, all numbers.
+_SHADOW_KEYS = ("min_rows", "min_agreement", "max_mean_abs_delta", "max_latency_ratio")
+
+
+@dataclass(frozen=True)
+class ShadowRule:
+    """
+    What shadow evidence (the candidate and the champion on production inputs) must show.
+
+    - ``min_rows``: rows compared on the champion's production inputs, over every run that recorded
+      evidence for this candidate against the current champion (each input counted once).
+    - ``min_agreement`` (classification): the share of rows where both predict the same label, at least.
+    - ``max_mean_abs_delta`` (regression): the mean absolute difference of the predictions, at most.
+      Exactly one of the two: it also says which kind of model the evidence must be about (a
+      classification threshold on regression evidence fails, and the other way round).
+    - ``max_latency_ratio``: the candidate's time per row over the champion's (timed on the same rows),
+      at most; None: latency not checked.
+    """
+
+    min_rows: int
+    min_agreement: float | None = None
+    max_mean_abs_delta: float | None = None
+    max_latency_ratio: float | None = None
+
+    def __post_init__(self) -> None:
+        if require_int(self.min_rows, "ShadowRule.min_rows") < 1:
+            raise ValueError(f"ShadowRule.min_rows must be >= 1 (no rows prove nothing), got {self.min_rows}")
+        for name in ("min_agreement", "max_mean_abs_delta", "max_latency_ratio"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                raise ValueError(f"ShadowRule.{name} must be a number, got the string {value!r}: write it unquoted")
+            if value is not None:
+                set_field(self, name, require_finite(value, f"ShadowRule.{name}"))
+        if (self.min_agreement is None) == (self.max_mean_abs_delta is None):
+            raise ValueError(
+                "ShadowRule needs exactly one of min_agreement (classification) and max_mean_abs_delta (regression), "
+                f"got {'both' if self.min_agreement is not None else 'neither'}"
+            )
+        if self.min_agreement is not None and not 0 <= self.min_agreement <= 1:
+            raise ValueError(f"ShadowRule.min_agreement is a share of rows, in [0, 1], got {self.min_agreement!r}")
+        if self.max_mean_abs_delta is not None and self.max_mean_abs_delta < 0:
+            raise ValueError(f"ShadowRule.max_mean_abs_delta must be >= 0, got {self.max_mean_abs_delta!r}")
+        if self.max_latency_ratio is not None and self.max_latency_ratio <= 0:
+            raise ValueError(f"ShadowRule.max_latency_ratio must be > 0, got {self.max_latency_ratio!r}")
+
+    @property
+    def task(self) -> str:
+        """The kind of model the rule is about: ``classification`` or ``regression``."""
+        return "classification" if self.min_agreement is not None else "regression"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in _SHADOW_KEYS}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ShadowRule:
+        data = require_keys(data, "ShadowRule", ("min_rows",), _SHADOW_KEYS[1:])
+        return cls(**data)
+
+
 def is_number_field(path: Sequence[Any]) -> bool:
     """Whether ``path`` (keys into the dict form of a policy) names one of its numbers."""
     path = tuple(path)
-    return path == ("max_evidence_age_seconds",) or (
-        len(path) == 3 and path[0] == "metrics" and path[2] in _RULE_NUMBERS
+    return (
+        path == ("max_evidence_age_seconds",)
+        or (len(path) == 3 and path[0] == "metrics" and path[2] in _RULE_NUMBERS)
+        or (len(path) == 2 and path[0] == "shadow" and path[1] in _SHADOW_KEYS)
     )
 
 
@@ -137,6 +199,7 @@ _POLICY_KEYS = (
     "first_version",
     "max_evidence_age_seconds",
     "require_approval",
+    "shadow",
 )
 
 
@@ -148,6 +211,8 @@ class GatePolicy:
     ``require_*`` flags decide whether *absent* evidence fails the gate; evidence that is present
     is always checked (a failed scenario fails the gate even when scenarios are not required).
     ``required_suites`` / ``required_scenarios`` imply their kind of evidence is required.
+    ``shadow`` (a :class:`ShadowRule`) requires shadow evidence: without recorded traffic it fails, unless
+    there is no champion at all and ``first_version`` is ``allow``.
     Each metric rule gets its direction here: a built-in metric's from the table (a contradicting
     ``greater_is_better`` is refused), any other metric's from its rule (refused when absent).
     """
@@ -160,6 +225,7 @@ class GatePolicy:
     first_version: FirstVersionRule = FirstVersionRule.BLOCK
     max_evidence_age: timedelta | None = None
     require_approval: bool = False
+    shadow: ShadowRule | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.metrics, Mapping):
@@ -191,21 +257,25 @@ class GatePolicy:
         age = self.max_evidence_age
         if age is not None and (not isinstance(age, timedelta) or age <= timedelta(0)):
             raise ValueError(f"GatePolicy.max_evidence_age must be a positive timedelta or None, got {age!r}")
+        if self.shadow is not None and not isinstance(self.shadow, ShadowRule):
+            raise ValueError(f"GatePolicy.shadow must be a ShadowRule or None, got {self.shadow!r}")
         if not (
             metrics
+            or self.shadow is not None
             or self.require_data_expectations
             or self.require_scenarios
             or self.required_suites
             or self.required_scenarios
         ):
             raise ValueError(
-                "GatePolicy checks nothing: set metrics, require_data_expectations or require_scenarios "
+                "GatePolicy checks nothing: set metrics, shadow, require_data_expectations or require_scenarios "
                 "(a gate that checks nothing would pass anything)"
             )
 
     def to_dict(self) -> dict[str, Any]:
+        """The dict form; ``shadow`` only when set, so a policy without one records as it always has."""
         age = self.max_evidence_age
-        return {
+        out = {
             "metrics": {name: rule.to_dict() for name, rule in self.metrics.items()},
             "require_data_expectations": self.require_data_expectations,
             "required_suites": list(self.required_suites),
@@ -215,6 +285,9 @@ class GatePolicy:
             "max_evidence_age_seconds": None if age is None else age.total_seconds(),
             "require_approval": self.require_approval,
         }
+        if self.shadow is not None:
+            out["shadow"] = self.shadow.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GatePolicy:
@@ -237,6 +310,11 @@ class GatePolicy:
         for key in ("required_suites", "required_scenarios"):
             if key in data:
                 kwargs[key] = require_strings(data[key], f"GatePolicy.{key}")
+        if data.get("shadow") is not None:
+            try:
+                kwargs["shadow"] = ShadowRule.from_dict(data["shadow"])
+            except ValueError as e:
+                raise ValueError(f"GatePolicy.shadow: {e}") from None
         seconds = data.get("max_evidence_age_seconds")
         if seconds is not None:
             seconds = require_finite(seconds, "GatePolicy.max_evidence_age_seconds")

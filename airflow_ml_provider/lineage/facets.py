@@ -29,6 +29,8 @@ from airflow_ml_provider.records.step_record import (
     EvaluateResult,
     FeaturizeResult,
     GateResult,
+    PredictResult,
+    ShadowResult,
     SimulateResult,
     TrainResult,
 )
@@ -251,6 +253,31 @@ class MLPromotionRunFacet(RunFacet):
         return schema_url("MLPromotionRunFacet")
 
 
+@attr.define
+class MLShadowRunFacet(RunFacet):
+    """A shadow comparison: the candidate (shadow) and the champion (primary) on the same production rows."""
+
+    kind: str
+    status: str
+    modelName: str | None = attr.field(default=None)
+    primaryVersion: str | None = attr.field(default=None)
+    shadowVersion: str | None = attr.field(default=None)
+    shadowUri: str | None = attr.field(default=None)
+    inputFingerprints: list[str] = attr.field(factory=list)
+    task: str | None = attr.field(default=None)
+    rows: int | None = attr.field(default=None)
+    agreement: float | None = attr.field(default=None)
+    meanAbsDelta: float | None = attr.field(default=None)
+    p95AbsDelta: float | None = attr.field(default=None)
+    primaryMsPer1kRows: float | None = attr.field(default=None)
+    shadowMsPer1kRows: float | None = attr.field(default=None)
+    error: str | None = attr.field(default=None)
+
+    @staticmethod
+    def _get_schema() -> str:
+        return schema_url("MLShadowRunFacet")
+
+
 #: run facet key -> our facet class (the keys our schemas' top-level ``properties`` name).
 @attr.define
 class MLDriftFeature(RedactMixin):
@@ -298,6 +325,7 @@ FACETS: dict[str, type[RunFacet]] = {
     "mlScenarios": MLScenariosRunFacet,
     "mlGateVerdict": MLGateVerdictRunFacet,
     "mlPromotion": MLPromotionRunFacet,
+    "mlShadow": MLShadowRunFacet,
 }
 
 #: Longest free text (reasons, errors) kept in a facet, so one event stays small.
@@ -480,6 +508,36 @@ def evaluation_facet(run: StepRun) -> MLEvaluationRunFacet | None:
     )
 
 
+def shadow_facet(run: StepRun) -> MLShadowRunFacet | None:
+    """The live shadow of a predict step, or a replay step's comparison (over all its inputs)."""
+    result = run.record.results
+    if isinstance(result, PredictResult):
+        summary = result.shadow
+    else:
+        summary = result.summary if isinstance(result, ShadowResult) else None
+    if summary is None:
+        return None
+    found = summary.comparison
+    delta = None if found is None else (found.abs_delta or found.probability_abs_delta)
+    return MLShadowRunFacet(
+        kind=summary.kind,
+        status=summary.status,
+        modelName=summary.model_name,
+        primaryVersion=summary.primary_version,
+        shadowVersion=summary.shadow_version,
+        shadowUri=summary.shadow_uri,
+        inputFingerprints=list(summary.input_fingerprints),
+        task=None if found is None else found.task,
+        rows=None if found is None else found.rows,
+        agreement=None if found is None else _number(found.agreement),
+        meanAbsDelta=None if delta is None else _number(delta.mean),
+        p95AbsDelta=None if delta is None else _number(delta.p95),
+        primaryMsPer1kRows=None if found is None else _number(found.primary_ms_per_1k_rows),
+        shadowMsPer1kRows=None if found is None else _number(found.shadow_ms_per_1k_rows),
+        error=_text(summary.error),
+    )
+
+
 def _scenario_report(run: StepRun) -> ScenarioRunReport | None:
     result = run.record.results
     return result.scenarios if isinstance(result, SimulateResult) else None
@@ -596,6 +654,8 @@ _STEP_FACETS: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {
     "gate": [("mlGateVerdict", verdict_facet)],
     "promote": [("mlPromotion", promotion_facet)],
     "featurize": [("test", _featurize_test_facet)],
+    "predict": [("mlShadow", shadow_facet)],
+    "shadow": [("mlShadow", shadow_facet)],
 }
 
 

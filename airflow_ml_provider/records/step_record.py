@@ -26,6 +26,7 @@ from airflow_ml_provider.data.expectations import ExpectationReport
 from airflow_ml_provider.exceptions import AirflowMLError
 from airflow_ml_provider.gate.verdict import Verdict
 from airflow_ml_provider.monitoring.drift import DriftReport
+from airflow_ml_provider.monitoring.shadow import ShadowSummary
 from airflow_ml_provider.parsing import (
     metrics_from_json,
     optional_mapping,
@@ -314,19 +315,24 @@ class PredictResult:
     alias: str | None
     #: The label ``probability`` is the probability of (binary classifiers with ``predict_proba``).
     positive_class: str | int | float | bool | None
+    #: The live shadow's evidence (``shadow=``); None without a shadow and in records written before it existed.
+    shadow: ShadowSummary | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "rows": self.rows,
             "model_version": self.model_version,
             "alias": self.alias,
             "positive_class": self.positive_class,
         }
+        if self.shadow is not None:
+            out["shadow"] = self.shadow.to_dict()
+        return out
 
     @classmethod
     def from_dict(cls, data: object, name: str = "results") -> PredictResult:
-        data = require_keys(data, name, ("rows", "model_version", "alias", "positive_class"))
-        positive = data["positive_class"]
+        data = require_keys(data, name, ("rows", "model_version", "alias", "positive_class"), ("shadow",))
+        positive, shadow = data["positive_class"], data.get("shadow")
         if positive is not None and not isinstance(positive, (str, int, float, bool)):
             raise ValueError(f"{name}.positive_class must be a label (string, number or bool), got {positive!r}")
         return cls(
@@ -334,7 +340,23 @@ class PredictResult:
             model_version=require_version(data["model_version"], f"{name}.model_version"),
             alias=optional_text(data["alias"], f"{name}.alias"),
             positive_class=positive,
+            shadow=None if shadow is None else ShadowSummary.from_dict(shadow, f"{name}.shadow"),
         )
+
+
+@dataclass(frozen=True)
+class ShadowResult:
+    """A shadow replay step's evidence: the candidate and the champion on the champion's production inputs."""
+
+    summary: ShadowSummary
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"summary": self.summary.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: object, name: str = "results") -> ShadowResult:
+        data = require_keys(data, name, ("summary",))
+        return cls(ShadowSummary.from_dict(data["summary"], f"{name}.summary"))
 
 
 @dataclass(frozen=True)
@@ -368,6 +390,7 @@ StepResult: TypeAlias = (
     | PromotionResult
     | PredictResult
     | DriftResult
+    | ShadowResult
 )
 #: The result type of each step kind; a step not listed records no results.
 RESULT_TYPES: Mapping[str, type] = {
@@ -380,6 +403,7 @@ RESULT_TYPES: Mapping[str, type] = {
     "rollback": PromotionResult,
     "predict": PredictResult,
     "drift": DriftResult,
+    "shadow": ShadowResult,
 }
 _RESULT_READERS: Mapping[str, Callable[[object], StepResult]] = {
     "featurize": FeaturizeResult.from_dict,
@@ -391,6 +415,7 @@ _RESULT_READERS: Mapping[str, Callable[[object], StepResult]] = {
     "rollback": _promotion,
     "predict": PredictResult.from_dict,
     "drift": DriftResult.from_dict,
+    "shadow": ShadowResult.from_dict,
 }
 
 

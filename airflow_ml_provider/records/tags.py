@@ -38,6 +38,9 @@ TAG_FEATURES_FINGERPRINT = "airflow_ml.features_fingerprint"
 TAG_OUTPUT_FINGERPRINT = "airflow_ml.output_fingerprint"
 TAG_INPUT_FINGERPRINT = "airflow_ml.input_fingerprint"
 TAG_MODEL_ALIAS = "airflow_ml.model_alias"
+#: On a predict run with a live shadow: the version (of the same registered model) that shadowed the served one.
+#: The gate finds every run in which a candidate was shadowed by it (gate/gather.py); the record holds the figures.
+TAG_SHADOW_MODEL_VERSION = "airflow_ml.shadow_model_version"
 
 # --- on a drift run (the model fields above name the version whose data was compared)
 #: ``drift``, ``no_drift`` or ``not_enough_data`` (monitoring/drift.py's statuses).

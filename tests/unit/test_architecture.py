@@ -30,6 +30,7 @@ PURE_CORE = (
     "airflow_ml_provider.scenarios.spec",
     "airflow_ml_provider.data.expectations",
     "airflow_ml_provider.monitoring.drift",
+    "airflow_ml_provider.monitoring.shadow",
 )
 AIRFLOW_SIDE = tuple(f"{PACKAGE}.{name}" for name in ("operators", "sensors", "hooks", "triggers"))
 MLFLOW_DOOR = f"{PACKAGE}.hooks"  # the only package that may construct an MlflowClient

@@ -14,6 +14,7 @@ import pytest
 from airflow_ml_provider.data.expectations import ExpectationReport, ExpectationResult
 from airflow_ml_provider.gate import Check, Subject, Verdict
 from airflow_ml_provider.monitoring import DriftReport, FeatureDrift
+from airflow_ml_provider.monitoring.shadow import ShadowBatch, ShadowSummary, compare_predictions
 from airflow_ml_provider.parsing import NaiveTimeError, parse_time
 from airflow_ml_provider.promotion.rule import Mode, Outcome, PromotionResult
 from airflow_ml_provider.records.step_record import (
@@ -27,6 +28,7 @@ from airflow_ml_provider.records.step_record import (
     PredictResult,
     RecordedModel,
     RecordError,
+    ShadowResult,
     SimulateResult,
     StepRecord,
     TrainResult,
@@ -84,6 +86,15 @@ RESULTS: dict[str, Any] = {
             ("column 'plan' is missing",),
             400,
             500,
+        )
+    ),
+    "shadow": ShadowResult(
+        ShadowSummary(
+            "replay", "compared", "clf", "2", "blake3:c", "models:/clf/3", "3", "blake3:ab",
+            (ShadowBatch("file:///b.parquet", "blake3:b", 4, compare_predictions(
+                "classification", [0, 1, 1], [0, 1, 0], prediction_ids=["a", "b", "c"], row_indexes=[0, 1, 3]
+            )),),
+            None,
         )
     ),
 }
