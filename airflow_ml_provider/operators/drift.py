@@ -184,7 +184,7 @@ class DriftOperator(AliasModelStepOperator):
         return policy
 
     def _reference(self, hook: MlflowHook, ref: ModelRef, version: ModelVersion) -> tuple[DatasetRef, pd.DataFrame]:
-        from airflow_ml_provider.data.datasets import read_verified
+        from airflow_ml_provider.data.datasets import DatasetError, read_verified
         from airflow_ml_provider.records.step_record import RecordError, read_step_record
 
         if self.reference is not None:
@@ -204,7 +204,13 @@ class DriftOperator(AliasModelStepOperator):
                 f"{ref.uri} was not registered by a TrainOperator that recorded its training rows (run "
                 f"{training_run}): pass reference= to compare with a dataset."
             )
-        return read_verified(train_rows[0], f"training data of {ref.uri}")
+        try:
+            return read_verified(train_rows[0], f"training data of {ref.uri}")
+        except DatasetError as e:
+            raise DriftError(
+                f"{e.args[0].removesuffix(' Re-run the upstream task.')} It is no longer the data {ref.uri} was "
+                "trained on: restore the file, retrain the model, or pass reference= to compare with a dataset."
+            ) from None
 
     def _with_predictions(
         self,
@@ -217,10 +223,8 @@ class DriftOperator(AliasModelStepOperator):
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Both frames with the prediction columns: the batch's from its predictions file, the reference's
         by scoring the training rows with the same version (the file must come from that version)."""
-        import numpy as np
-
         from airflow_ml_provider.data.datasets import read_verified
-        from airflow_ml_provider.model import reference as models
+        from airflow_ml_provider.operators.predict import feature_columns, score_rows
 
         assert self.predictions is not None
         predictions_ref, predictions = read_verified(self.predictions, "predictions")
@@ -232,11 +236,12 @@ class DriftOperator(AliasModelStepOperator):
                 f"{len(predictions)} rows of versions {sorted(versions)} for {len(current)} rows"
             )
         columns = [c for c in PREDICTION_COLUMNS if c in predictions.columns]
-        model = hook.load_model(ref.uri)
-        features = reference[list(models.feature_columns(version) or [])]
-        scored = {"prediction": np.asarray(model.predict(features)).reshape(len(features), -1)[:, 0]}
-        if "probability" in columns:
-            scored["probability"] = np.asarray(model.predict_proba(features))[:, 1].astype("float64")
+        scores = score_rows(hook.load_model(ref.uri), reference[feature_columns(hook, ref, version)])
+        scored = {"prediction": scores.prediction, "probability": scores.probability}
+        if "probability" in columns and scores.probability is None:
+            raise DriftError(
+                f"predictions {predictions_ref.uri} hold probabilities but {ref.uri} gives none on its training rows"
+            )
         reference = reference.assign(**{c: scored[c] for c in columns})
         current = current.assign(**{c: predictions[c].to_numpy() for c in columns})
         return reference, current

@@ -221,3 +221,4 @@ def test_a_reference_changed_since_training_is_refused(
         shutil.copy2(saved, path)
     assert state == "failed"
     assert "changed since it was recorded" in error and train_rows["fingerprint"] in error
+    assert "retrain the model, or pass reference=" in error and "Re-run the upstream task" not in error
