@@ -271,14 +271,31 @@ def write_frame(df: pd.DataFrame, artifact_root: str | os.PathLike[str], kind: s
         # mkstemp creates the file 0600; a shared artifact store needs what the umask allows, as
         # for any other file the user's process writes.
         os.chmod(tmp, 0o666 & ~_current_umask())
-        df.to_parquet(tmp, index=False)
-        fingerprint = fingerprint_file(tmp)
+        with open(tmp, "wb") as f:
+            sink = _HashingWriter(f)  # hashed as written: the file's bytes are read by nobody afterwards
+            df.to_parquet(sink, index=False)
+        fingerprint, size = sink.fingerprint.digest, sink.fingerprint.size
+        stored = tmp.stat().st_size
+        if stored != size:
+            raise DatasetError(f"{tmp} holds {stored} bytes, {size} were written: the disk may be full")
         final = directory / f"{fingerprint.split(':', 1)[1]}.parquet"
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return describe(str(final), df)
+    return _written(final.as_uri(), df, fingerprint, size)
+
+
+def _written(uri: str, df: pd.DataFrame, fingerprint: str, size: int) -> DatasetRef:
+    """The reference to a frame just written to ``uri``, with the fingerprint and size taken while writing."""
+    return DatasetRef(
+        uri=uri,
+        fingerprint=fingerprint,
+        rows=len(df),
+        columns=tuple(str(c) for c in df.columns),
+        schema=frame_schema(df),
+        size_bytes=size,
+    )
 
 
 def _current_umask() -> int:
@@ -357,14 +374,7 @@ def _write_frame_fs(df: pd.DataFrame, fs: AbstractFileSystem, root: str, kind: s
         if isinstance(e, OSError):
             raise DatasetError(f"artifact root {root_uri}: cannot write a {kind} dataset there: {e!r}") from e
         raise
-    return DatasetRef(
-        uri=fs.unstrip_protocol(final),
-        fingerprint=fingerprint,
-        rows=len(df),
-        columns=tuple(str(c) for c in df.columns),
-        schema=frame_schema(df),
-        size_bytes=size,
-    )
+    return _written(fs.unstrip_protocol(final), df, fingerprint, size)
 
 
 def fingerprint_uri(uri: str, what: str = "dataset") -> str | None:

@@ -22,8 +22,8 @@ ctime are older than the start of hashing by more than ``_racy_window_ns``. A fi
 is being read (its ``fstat`` differs before and after) is hashed again, and after a few attempts the
 fingerprint fails rather than describe bytes that never existed together.
 
-``stats`` counts files and bytes hashed and cache hits: cheap, and it lets tests and benchmarks see that
-a cache hit read nothing.
+``stats`` counts files and bytes hashed (streamed ones and files hashed while written too) and cache hits:
+cheap, and it lets tests and benchmarks see that a cache hit read nothing and that a byte is hashed once.
 
 Files on other filesystems (any fsspec URL: ``s3://``, ``memory://``, ...) are fingerprinted by
 :func:`fingerprint_fsspec`, which streams them through the same hash. They are never cached: an object
@@ -236,6 +236,7 @@ class StreamingFingerprint:
         view = memoryview(data).cast("B")
         self._hasher.update(view)
         self.size += len(view)
+        stats.bytes_hashed += len(view)
 
     @property
     def digest(self) -> str:

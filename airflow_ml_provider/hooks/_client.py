@@ -176,14 +176,20 @@ def fluent_uris(tracking_uri: str, registry_uri: str) -> Iterator[None]:
 
 
 @contextmanager
-def quiet_serialization() -> Iterator[None]:
-    """Silence the warnings skops raises while (de)serialising scikit-learn models.
+def quiet_serialization(sklearn: bool) -> Iterator[None]:
+    """Silence the warnings skops raises while (de)serialising scikit-learn models; with ``sklearn`` (the
+    model has MLflow's sklearn flavor) import skops quickly (:mod:`airflow_ml_provider.hooks._skops`) before
+    the flavor does. Other models never import skops.
 
     skops looks functions up across every loaded module, which touches each deprecated Airflow
     attribute: over a thousand DeprecatedImportWarning lines per task log, none about the user's code.
     """
+    from airflow_ml_provider.hooks._skops import import_skops
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", module=r"skops\.")
+        if sklearn:
+            import_skops()
         yield
 
 

@@ -584,7 +584,7 @@ class MlflowHook(BaseHook):
         from airflow_ml_provider.hooks._client import quiet_serialization
 
         module = importlib.import_module(f"mlflow.{flavor}")
-        with self._scope(fluent=True), quiet_serialization(), mlflow.start_run(run_id=run_id):
+        with self._scope(fluent=True), quiet_serialization(flavor == "sklearn"), mlflow.start_run(run_id=run_id):
             return module.log_model(**kwargs)
 
     def load_model(self, model_uri: str) -> Any:
@@ -594,8 +594,9 @@ class MlflowHook(BaseHook):
 
         from airflow_ml_provider.hooks._client import quiet_serialization
 
-        with self._scope(fluent=True), quiet_serialization():
-            if "sklearn" in self.model_info(model_uri).flavors:
+        sklearn = "sklearn" in self.model_info(model_uri).flavors
+        with self._scope(fluent=True), quiet_serialization(sklearn):
+            if sklearn:
                 return mlflow.sklearn.load_model(model_uri)
             return mlflow.pyfunc.load_model(model_uri)
 

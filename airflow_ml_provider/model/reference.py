@@ -150,9 +150,11 @@ def default_pip_requirements(flavor: str, model: Any) -> list[str]:
     """Pinned installed versions of what loading the model needs, plus the model's own library."""
     import importlib.metadata as metadata
 
+    from airflow_ml_provider.records.environment import packages_distributions
+
     names = list(_FLAVOR_REQUIREMENTS[flavor])
     top_module = type(model).__module__.split(".")[0]
-    names += metadata.packages_distributions().get(top_module, [])
+    names += packages_distributions().get(top_module, [])
     pinned = []
     for name in dict.fromkeys(names):
         try:

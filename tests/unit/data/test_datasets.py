@@ -88,6 +88,16 @@ def test_write_frame_is_content_addressed(tmp_path: Path) -> None:
     assert leftovers(path.parent) == []
 
 
+def test_write_frame_hashes_each_byte_once(tmp_path: Path) -> None:
+    """Hashed as written: the file is never read back to fingerprint it (issue 13: it was hashed twice)."""
+    from airflow_ml_provider.data import fingerprint
+
+    before = fingerprint.stats.bytes_hashed
+    ref = write_frame(frame(rows=5000), tmp_path, "features")
+    assert fingerprint.stats.bytes_hashed - before == ref.size_bytes
+    assert ref.fingerprint == blake3_of(local_path(ref.uri))
+
+
 def test_same_frame_twice_gives_the_same_file(tmp_path: Path) -> None:
     first = write_frame(frame(), tmp_path, "features")
     second = write_frame(frame(), tmp_path, "features")
