@@ -398,9 +398,11 @@ class MlflowHook(BaseHook):
             if not token:
                 return runs
 
-    def child_runs(self, parent_run_id: str, filter_string: str = "") -> list[Run]:
-        """Every run nested under ``parent_run_id`` (in its experiment), optionally filtered further."""
-        experiment_id = self.get_run(parent_run_id).info.experiment_id
+    def child_runs(self, parent_run_id: str, filter_string: str = "", experiment_id: str | None = None) -> list[Run]:
+        """Every run nested under ``parent_run_id`` (in its experiment: pass ``experiment_id`` when known, which
+        saves reading the parent), optionally filtered further."""
+        if experiment_id is None:
+            experiment_id = self.get_run(parent_run_id).info.experiment_id
         query = f"tags.`mlflow.parentRunId` = '{parent_run_id}'" + (f" and {filter_string}" if filter_string else "")
         return self.search_all_runs([experiment_id], query)
 

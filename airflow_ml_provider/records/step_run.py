@@ -91,20 +91,20 @@ def _find_parent_runs(hook: MlflowHook, experiment_id: str, ids: Mapping[str, An
     return sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))
 
 
-def get_or_create_parent_run(hook: MlflowHook, experiment_id: str, ids: Mapping[str, Any]) -> str:
-    """Return the parent run of this DAG run, creating it once even when tasks race to create it."""
+def get_or_create_parent_run(hook: MlflowHook, experiment_id: str, ids: Mapping[str, Any]) -> tuple[str, str]:
+    """The parent run of this DAG run and its status, creating it once even when tasks race to create it."""
     existing = _find_parent_runs(hook, experiment_id, ids)
     if existing:
-        return existing[0].info.run_id
+        return existing[0].info.run_id, existing[0].info.status
     created = hook.create_run(
         experiment_id,
         f"{ids['dag_id']} {ids['run_id']}",
         {TAG_KIND: KIND_DAG_RUN, TAG_DAG_ID: ids["dag_id"], TAG_RUN_ID: ids["run_id"]},
     )
-    winner = _find_parent_runs(hook, experiment_id, ids)[0].info.run_id
-    if winner != created.info.run_id:  # a concurrent task created one first: keep theirs
+    winner = _find_parent_runs(hook, experiment_id, ids)[0]
+    if winner.info.run_id != created.info.run_id:  # a concurrent task created one first: keep theirs
         hook.delete_run(created.info.run_id)
-    return winner
+    return winner.info.run_id, winner.info.status
 
 
 def dag_run_status(steps: Iterable[Mapping[str, Any]]) -> str:
@@ -135,10 +135,10 @@ def _attempt(step: Mapping[str, Any]) -> tuple[int, int]:
     return int(step.get("try_number", 0)), int(step.get("start_time") or 0)
 
 
-def _step_runs(hook: MlflowHook, parent_run_id: str) -> list[dict[str, Any]]:
+def _step_runs(hook: MlflowHook, parent_run_id: str, experiment_id: str) -> list[dict[str, Any]]:
     """The step runs under a parent, as :func:`dag_run_status` reads them."""
     steps: list[dict[str, Any]] = []
-    for run in hook.child_runs(parent_run_id, f"tags.`{TAG_KIND}` = '{KIND_STEP}'"):
+    for run in hook.child_runs(parent_run_id, f"tags.`{TAG_KIND}` = '{KIND_STEP}'", experiment_id):
         tags = run.data.tags
         steps.append(
             {
@@ -171,7 +171,7 @@ def earlier_attempts(hook: MlflowHook, current: StepRun) -> list[Any]:
     )
     runs = [
         run
-        for run in hook.child_runs(current.parent_run_id, query)
+        for run in hook.child_runs(current.parent_run_id, query, current.experiment_id)
         if run.info.run_id != current.run_id and _try_number(run) < ids.try_number
     ]
     return sorted(runs, key=lambda run: (_try_number(run), run.info.start_time))
@@ -186,12 +186,28 @@ def _reconcile_parent(hook: MlflowHook, parent_run_id: str) -> str:
     """
     status = "RUNNING"
     for _ in range(_RECONCILE_ROUNDS):
-        status = dag_run_status(_step_runs(hook, parent_run_id))
-        if hook.get_run(parent_run_id).info.status == status:
+        parent = hook.get_run(parent_run_id).info
+        status = dag_run_status(_step_runs(hook, parent_run_id, parent.experiment_id))
+        if parent.status == status:
             return status
         hook.set_run_status(parent_run_id, status)
     log.warning("Status of the DAG-run MLflow run %s kept changing; last set to %s", parent_run_id, status)
     return status
+
+
+def _reopen_parent(hook: MlflowHook, parent_run_id: str, status: str) -> None:
+    """The parent's status once a step run is open, without listing every step where it can be told.
+
+    With this step running the parent is RUNNING, or FAILED when another step's latest try failed. So a
+    RUNNING parent stays; a FINISHED one (the previous step closed it) becomes RUNNING, since a failed
+    step would have left it FAILED; a FAILED one may be this task's retry and is recomputed from all the
+    step runs. A step failing at the same moment can leave the parent RUNNING for a while: every step's
+    close recomputes it from all the step runs (:func:`_reconcile_parent`), so the last one leaves it right.
+    """
+    if status == "FINISHED":
+        hook.set_run_status(parent_run_id, "RUNNING")
+    elif status != "RUNNING":
+        _reconcile_parent(hook, parent_run_id)
 
 
 def _write_dag_run_manifest(hook: MlflowHook, parent_run_id: str, context: Context) -> None:
@@ -293,7 +309,7 @@ def step_run(
     """
     experiment_id = hook.get_or_create_experiment(experiment_name)
     ids = airflow_ids(context)
-    parent_id = get_or_create_parent_run(hook, experiment_id, ids)
+    parent_id, parent_status = get_or_create_parent_run(hook, experiment_id, ids)
     tags = {
         TAG_PARENT_RUN: parent_id,
         TAG_KIND: KIND_STEP,
@@ -311,7 +327,7 @@ def step_run(
     tags.update(_identity_tags(environment, code_identity))
     run = hook.create_run(experiment_id, ids["task_id"], tags)
     _write_dag_run_manifest(hook, parent_id, context)
-    _reconcile_parent(hook, parent_id)  # back to RUNNING if an earlier step had closed it
+    _reopen_parent(hook, parent_id, parent_status)
     record = StepRecord(step=step, mlflow_run_id=run.info.run_id, airflow=AirflowIds(**ids), code=code)
     record.environment, record.code_identity = environment, code_identity
     current = StepRun(hook, run.info.run_id, parent_id, record)
