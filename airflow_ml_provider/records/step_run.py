@@ -228,7 +228,14 @@ def _write_dag_run_manifest(hook: MlflowHook, parent_run_id: str, context: Conte
 
 
 class StepRun:
-    """An open MLflow run for one step, and the record it will write."""
+    """
+    An open MLflow run for one step, and the record it will write.
+
+    Params, metrics and tags the step logs are kept and sent in one ``log_batch`` when the step closes
+    (:meth:`flush`), with what it used: one request instead of one per call. Nothing reads a step run's
+    params, metrics or step tags before it has closed (the gate and the lineage read finished runs); the
+    tags that find a run while it is open (its task, try and parent) are set when it is created.
+    """
 
     #: MLflow experiment id and tracking URI (credentials stripped), for the lineage link to MLflow.
     experiment_id: str | None = None
@@ -239,6 +246,16 @@ class StepRun:
         self.run_id = run_id
         self.parent_run_id = parent_run_id
         self.record = record
+        self._params: dict[str, str] = {}
+        self._metrics: dict[str, float] = {}
+        self._tags: dict[str, str] = {}
+
+    def flush(self, metrics: Mapping[str, float] | None = None) -> None:
+        """Send what was logged since the last flush, plus ``metrics``, in one request."""
+        all_metrics = {**self._metrics, **(metrics or {})}
+        if self._params or all_metrics or self._tags:
+            self.hook.log_batch(self.run_id, params=self._params, metrics=all_metrics, tags=self._tags)
+        self._params, self._metrics, self._tags = {}, {}, {}
 
     def fail(self, error: str) -> None:
         """Mark the step failed without raising: it ran and recorded everything, but its outcome is a failure
@@ -250,16 +267,18 @@ class StepRun:
 
         params = redact_secrets(params)
         self.record.params.update(params)
-        if params:
-            self.hook.log_batch(
-                self.run_id, params={str(k): short_text(v, _PARAM_MAX_LEN) for k, v in params.items()}
-            )
+        for key, value in params.items():
+            text = short_text(value, _PARAM_MAX_LEN)
+            held = self._params.get(str(key))
+            if held is not None and held != text:  # MLflow refuses to change a param: say so now, not at close
+                raise ValueError(f"param {key!r} was already logged as {held!r}; it cannot change to {text!r}")
+            self._params[str(key)] = text
 
     def log_metrics(self, metrics: Mapping[str, float], prefix: str = "") -> None:
-        self.hook.log_batch(self.run_id, metrics={f"{prefix}{k}": float(v) for k, v in metrics.items()})
+        self._metrics.update({f"{prefix}{k}": float(v) for k, v in metrics.items()})
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        self.hook.log_batch(self.run_id, tags={k: str(v) for k, v in tags.items()})
+        self._tags.update({k: str(v) for k, v in tags.items()})
 
     def log_dict(self, data: Any, artifact_file: str) -> None:
         self.hook.log_dict(self.run_id, data, artifact_file)
@@ -405,8 +424,8 @@ def _attach(context: Context, current: StepRun) -> None:
 def _close(current: StepRun, status: str) -> None:
     current.record.recorded_at = datetime.now(timezone.utc).isoformat()
     try:
-        if current.record.resources is not None:
-            current.hook.log_batch(current.run_id, metrics=resource_metrics(current.record.resources))
+        resources = current.record.resources
+        current.flush(None if resources is None else resource_metrics(resources))
         write_step_record(current.hook, current.record)
         # The parent run holds the run manifest: one entry per step, so concurrent steps never collide.
         current.hook.log_dict(
