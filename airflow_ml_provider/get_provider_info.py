@@ -58,6 +58,12 @@ def get_provider_info() -> dict[str, Any]:
             "airflow_ml_provider.links.MLflowRunLink",
             "airflow_ml_provider.links.ModelVersionLink",
         ],
+        # ``@task.ml_featurize`` / ``@task.ml_train`` / ``@task.ml_evaluate`` (airflow_ml_provider.decorators).
+        "task-decorators": [
+            {"name": "ml_featurize", "class-name": "airflow_ml_provider.decorators.steps.ml_featurize_task"},
+            {"name": "ml_train", "class-name": "airflow_ml_provider.decorators.steps.ml_train_task"},
+            {"name": "ml_evaluate", "class-name": "airflow_ml_provider.decorators.steps.ml_evaluate_task"},
+        ],
         "hooks": [
             {
                 "integration-name": "MLflow",

@@ -1,9 +1,18 @@
-"""Parse-time benchmark: the example DAG built from our operators vs the same DAG from plain Airflow operators.
+"""Parse-time benchmark: the example DAG built from our operators vs the same DAG from plain Airflow operators,
+and the TaskFlow example (our decorators) vs the same DAG from plain ``@task`` functions.
 
-    .venv/bin/python benchmarks/parse_time.py [--runs N] [--json] [--check] [--importtime]
+    .venv/bin/python benchmarks/parse_time.py [--pair operators|taskflow|both] [--runs N] [--json] [--check]
+                                              [--importtime]
 
-Two figures, each from fresh subprocesses, the two variants alternated (order swapped every round),
-one warm-up each first:
+Two pairs (``--pair``, default both, measured one after the other):
+
+- ``operators``: ``dags_examples/breast_cancer_retrain.py`` vs ``benchmarks/plain_dag.py`` (PythonOperator stubs).
+- ``taskflow``: ``dags_examples/breast_cancer_retrain_taskflow.py`` (``@task.ml_featurize`` / ``ml_train`` /
+  ``ml_evaluate`` plus our operators) vs :data:`PLAIN_TASKFLOW_DAG` below (the same DAG from plain ``@task`` /
+  ``@task.sensor`` stubs, written to a temporary file), issue 14's target.
+
+For each pair, two figures, each from fresh subprocesses, the two variants alternated (order swapped every
+round), one warm-up each first:
 
 1. whole process: ``python -c`` that imports the DAG file by path (importlib, module from file),
    checks the DAG object exists (and that both DAGs have the same task ids and edges); timed with perf_counter around
@@ -18,7 +27,8 @@ parse-time cost is zero). Subprocesses run with AIRFLOW__CORE__LOAD_EXAMPLES=Fal
 AIRFLOW_HOME and no metadata DB (none is needed to build a DAG; the run checks none was created).
 
 Exit status is 0 whatever the figures (a benchmark, not a test) unless ``--check`` is given: then 1
-when the target is missed. 2 when a subprocess fails.
+when the target is missed (by either pair measured). 2 when a subprocess fails. ``--json`` prints one object
+for one pair, ``{"operators": ..., "taskflow": ...}`` for both.
 """
 
 from __future__ import annotations
@@ -41,9 +51,101 @@ REPO = Path(__file__).resolve().parents[1]
 DAGS_FOLDER = REPO / "dags_examples"
 OURS_DAG = DAGS_FOLDER / "breast_cancer_retrain.py"
 PLAIN_DAG = Path(__file__).resolve().parent / "plain_dag.py"
+OURS_TASKFLOW_DAG = DAGS_FOLDER / "breast_cancer_retrain_taskflow.py"
 TARGET_RATIO = 1.05
 HEAVY = ("mlflow", "great_expectations", "pandas", "pyarrow", "sklearn", "openlineage.client", "numpy")
 MARK = "@@PARSE_TIME@@"
+
+# The TaskFlow example's baseline: the same task ids, edges, schedule and params from plain @task stubs.
+PLAIN_TASKFLOW_DAG = '''"""parse_time.py --pair taskflow's baseline: the TaskFlow example in plain @task stubs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG, Param, task
+from breast_cancer import pipeline
+
+HERE = Path(pipeline.__file__).parent
+DEFAULT_RAW_URI = os.environ.get(
+    "BREAST_CANCER_RAW_URI",
+    str(Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "data" / "breast_cancer.parquet"),
+)
+MODEL_NAME = "breast_cancer_classifier"
+
+
+@task
+def featurize(raw_uri: str) -> dict[str, Any]:
+    return {"uri": raw_uri, "transform": pipeline.transform.__name__}
+
+
+@task(multiple_outputs=True)
+def train(features: Any, C: float = 1.0) -> dict[str, Any]:
+    return {"model_name": MODEL_NAME, "version": "1", "holdout": features, "C": C, "fn": pipeline.train.__name__}
+
+
+@task
+def evaluate(model: Any, holdout: Any) -> dict[str, float]:
+    return {"accuracy": 1.0}
+
+
+@task
+def simulate(model: Any, scenarios: str) -> dict[str, bool]:
+    return {"passed": True}
+
+
+@task.sensor
+def gate(model: Any, scenarios: str, policy: dict[str, Any]) -> bool:
+    return True
+
+
+@task
+def promote(model: Any, alias: str) -> None:
+    return None
+
+
+@task
+def predict(model: str, input: Any) -> dict[str, Any]:
+    return {"model": model, "input": input}
+
+
+with DAG(
+    dag_id="breast_cancer_retrain_taskflow_plain",
+    schedule="0 3 * * 1",  # Mondays 03:00
+    catchup=False,
+    max_active_runs=1,
+    render_template_as_native_obj=True,
+    tags=["ml", "example"],
+    params={
+        "raw_uri": Param(DEFAULT_RAW_URI, type="string", description="Raw data (Parquet or CSV)"),
+        "scenarios": Param(str(HERE / "scenarios.yaml"), type="string", description="Must-pass scenarios"),
+        "min_accuracy": Param(0.9, type="number", minimum=0, maximum=1, description="Gate: holdout accuracy"),
+        "C": Param(1.0, type="number", exclusiveMinimum=0, description="Inverse regularisation strength"),
+    },
+) as dag:
+    features: Any = featurize("{{ params.raw_uri }}")
+    model: Any = train(features, C="{{ params.C }}")
+    metrics = evaluate(model, model["holdout"])
+    simulated = simulate(model, "{{ params.scenarios }}")
+    gated = gate(
+        model,
+        "{{ params.scenarios }}",
+        {
+            "metrics": {
+                "accuracy": {"threshold": "{{ params.min_accuracy }}", "min_absolute_change": -0.01},
+                "roc_auc": {"threshold": 0.95},
+            },
+            "required_suites": ["breast_cancer_raw", "breast_cancer_features"],
+            "first_version": "allow",
+        },
+    )
+    promoted = promote(model, "champion")
+    predicted = predict(f"models:/{MODEL_NAME}@champion", features)
+
+    [metrics, simulated] >> gated >> promoted >> predicted
+'''
 
 # argv: DAG file, sys.path entry for the user module (dags_examples)
 IMPORT_DAG = f"""
@@ -158,7 +260,7 @@ def parse_importtime(stderr: str) -> list[tuple[int, int, int, str]]:
     return rows
 
 
-def importtime_report(python: str, env: dict[str, str], repeats: int = 3) -> dict:
+def importtime_report(python: str, env: dict[str, str], ours_dag: Path, repeats: int = 3) -> dict:
     """Where the ours-variant's parse time goes beyond Airflow: median of ``repeats`` -X importtime runs.
 
     The DAG file runs via exec_module, so its own imports (and lazy imports made while the DAG is
@@ -169,7 +271,7 @@ def importtime_report(python: str, env: dict[str, str], repeats: int = 3) -> dic
     top: dict[str, list[int]] = {}
     self_under_ours: dict[str, list[int]] = {}
     for _ in range(repeats):
-        _, _, stderr = run_child(python, IMPORT_DAG, [str(OURS_DAG), str(DAGS_FOLDER)], env, ("-X", "importtime"))
+        _, _, stderr = run_child(python, IMPORT_DAG, [str(ours_dag), str(DAGS_FOLDER)], env, ("-X", "importtime"))
         rows = parse_importtime(stderr)
         # importtime prints children before their parent; walk backwards to know each row's ancestors.
         stack: list[tuple[int, str]] = []
@@ -196,14 +298,19 @@ def airflow_version(python: str, env: dict[str, str]) -> str:
     return run_child(python, code, [], env)[1]
 
 
-def benchmark(args: argparse.Namespace) -> dict:
+def benchmark(args: argparse.Namespace, pair: str) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="parse_time_"))
     try:
         home = tmp / "airflow_home"
         home.mkdir()
+        if pair == "taskflow":
+            ours_dag, plain_dag = OURS_TASKFLOW_DAG, tmp / "plain_taskflow_dag.py"
+            plain_dag.write_text(PLAIN_TASKFLOW_DAG)
+        else:
+            ours_dag, plain_dag = OURS_DAG, PLAIN_DAG
         # Each variant's DagBag reads a folder holding only its DAG file (dags_examples/ holds several DAGs).
         plain_folder, ours_folder = tmp / "plain_dags", tmp / "ours_dags"
-        for folder, dag_file in ((plain_folder, PLAIN_DAG), (ours_folder, OURS_DAG)):
+        for folder, dag_file in ((plain_folder, plain_dag), (ours_folder, ours_dag)):
             folder.mkdir()
             shutil.copy2(dag_file, folder / dag_file.name)
         env = subprocess_env(home)
@@ -219,13 +326,13 @@ def benchmark(args: argparse.Namespace) -> dict:
             other = shapes.get("plain" if variant == "ours" else "ours")
             if shape != shapes[variant] or (other is not None and other != shape):
                 raise BenchError(
-                    f"the two DAGs differ in shape -- update {PLAIN_DAG.relative_to(REPO)} to follow "
-                    f"{OURS_DAG.relative_to(REPO)}\n  ours : {shapes.get('ours')}\n  plain: {shapes.get('plain')}"
+                    f"the two DAGs differ in shape -- update {_shown(plain_dag)} to follow "
+                    f"{_shown(ours_dag)}\n  ours : {shapes.get('ours')}\n  plain: {shapes.get('plain')}"
                     + (f"\n  now ({variant}): {shape}" if shape != shapes[variant] else "")
                 )
 
         def import_once(variant: str) -> tuple[float, float]:
-            dag_file = OURS_DAG if variant == "ours" else PLAIN_DAG
+            dag_file = ours_dag if variant == "ours" else plain_dag
             wall, res, _ = run_child(py, IMPORT_DAG, [str(dag_file), str(DAGS_FOLDER)], env)
             check_shape(variant, res["shape"])
             heavy_seen[variant].update(res["heavy"])
@@ -248,7 +355,7 @@ def benchmark(args: argparse.Namespace) -> dict:
         imports = alternate(args.runs, import_once)
         bags = alternate(args.runs, dagbag_once)
         load_after = os.getloadavg()
-        importtime = importtime_report(py, env) if args.importtime else None
+        importtime = importtime_report(py, env, ours_dag) if args.importtime else None
         db_files = sorted(p.name for p in home.iterdir() if p.suffix in (".db", ".sqlite"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -259,6 +366,8 @@ def benchmark(args: argparse.Namespace) -> dict:
     ratio = whole["ours"]["median_s"] / whole["plain"]["median_s"]
     bag_ratio = bag["ours"]["median_s"] / bag["plain"]["median_s"]
     return {
+        "pair": pair,
+        "files": {"ours": _shown(ours_dag), "plain": _shown(plain_dag)},
         "date": time.strftime("%Y-%m-%d"),
         "python": platform.python_version(),
         "airflow": version,
@@ -293,11 +402,19 @@ def benchmark(args: argparse.Namespace) -> dict:
     }
 
 
+def _shown(path: Path) -> str:
+    """A DAG file as the report names it: relative to the repository, or what stands for the generated baseline."""
+    if path.is_relative_to(REPO):
+        return str(path.relative_to(REPO))
+    return "PLAIN_TASKFLOW_DAG (in benchmarks/parse_time.py)"
+
+
 def print_human(r: dict) -> None:
     w, b = r["whole_process"], r["dagbag"]
     print(f"Parse-time benchmark  {r['date']}  python {r['python']}  Airflow {r['airflow']}  {r['cpus']} CPUs")
-    print(f"  ours : {OURS_DAG.relative_to(REPO)}  (dag_id {r['dag_ids'].get('ours')})")
-    print(f"  plain: {PLAIN_DAG.relative_to(REPO)}  (dag_id {r['dag_ids'].get('plain')})")
+    print(f"  pair : {r['pair']}")
+    print(f"  ours : {r['files']['ours']}  (dag_id {r['dag_ids'].get('ours')})")
+    print(f"  plain: {r['files']['plain']}  (dag_id {r['dag_ids'].get('plain')})")
     print(f"  both: {r['tasks']} tasks, same task ids and edges")
     load = r["loadavg_1m_before_after"]
     print(
@@ -362,6 +479,11 @@ def print_human(r: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--pair", choices=("operators", "taskflow", "both"), default="both",
+        help="operators: the classic example vs plain operators; taskflow: the TaskFlow example vs plain @task "
+        "(default both)",
+    )
     parser.add_argument("--runs", type=int, default=7, help="measured runs per variant (default 7)")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
     parser.add_argument("--check", action="store_true", help=f"exit 1 when ours/plain > {TARGET_RATIO}")
@@ -370,16 +492,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be >= 1")
+    pairs = ("operators", "taskflow") if args.pair == "both" else (args.pair,)
+    results = {}
     try:
-        result = benchmark(args)
+        for pair in pairs:
+            results[pair] = benchmark(args, pair)
+            if not args.json:
+                print_human(results[pair])
+                print()
     except BenchError as exc:
         print(f"parse_time: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(result, indent=None))
-    else:
-        print_human(result)
-    return 1 if args.check and not result["whole_process"]["passed"] else 0
+        print(json.dumps(results[pairs[0]] if len(pairs) == 1 else results, indent=None))
+    missed = [p for p, r in results.items() if not r["whole_process"]["passed"]]
+    return 1 if args.check and missed else 0
 
 
 if __name__ == "__main__":
