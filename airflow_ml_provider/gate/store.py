@@ -13,8 +13,6 @@ killed attempt cannot mark its own version: the task's next attempt does (:func:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from airflow_ml_provider.records.tags import (
@@ -69,11 +67,6 @@ def record_verdict(hook: MlflowHook, experiment_name: str, context: Context, ref
     return run.run_id
 
 
-def mark_pending(hook: MlflowHook, name: str, version: str) -> None:
-    """A version just registered has no verdict yet: say so, before anything else can fail."""
-    hook.set_model_version_tags(name, version, {TAG_GATE_STATUS: GATE_PENDING})
-
-
 def abandon_earlier_attempts(hook: MlflowHook, current: StepRun, name: str) -> list[str]:
     """Mark ``abandoned`` every version of ``name`` that an earlier try of this task registered and that
     never got a verdict (status ``pending``, or none: the try died before it could say ``pending``).
@@ -103,17 +96,6 @@ def abandon_earlier_attempts(hook: MlflowHook, current: StepRun, name: str) -> l
         if _abandon(hook, name, str(version.version), by):
             marked.append(str(version.version))
     return marked
-
-
-@contextmanager
-def abandoned_on_error(hook: MlflowHook, current: StepRun, name: str, version: str) -> Iterator[None]:
-    """Mark ``version`` abandoned if the block raises: this attempt registered it and will not finish."""
-    try:
-        yield
-    except BaseException as e:
-        why = f"failed after registering it ({type(e).__name__}); never gated"
-        _abandon(hook, name, version, f"{_attempt(current)}: {why}")
-        raise
 
 
 def _attempt(current: StepRun) -> str:

@@ -589,6 +589,15 @@ class MlflowHook(BaseHook):
         with self._scope(fluent=True), quiet_serialization(flavor == "sklearn"), mlflow.start_run(run_id=run_id):
             return module.log_model(**kwargs)
 
+    def register_model(self, name: str, model_uri: str, tags: Mapping[str, str]) -> str:
+        """Register the logged model ``model_uri`` (``models:/m-<id>``) as a new version of ``name`` (created when
+        absent) with ``tags`` set in the same request; returns the version. Fluent API, scoped as in
+        :meth:`log_model` (it is what ``log_model(registered_model_name=...)`` calls)."""
+        import mlflow
+
+        with self._scope(fluent=True):
+            return str(mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in tags.items()}).version)
+
     def load_model(self, model_uri: str) -> Any:
         """A model for scoring: the native scikit-learn object when it has that flavor (so
         ``predict_proba`` is available), otherwise the pyfunc model. Fluent API, scoped as in :meth:`log_model`."""

@@ -12,9 +12,11 @@ from airflow_ml_provider.links import MODEL_STEP_LINKS
 from airflow_ml_provider.operators.base import MLStepOperator, call_user, require_callable
 from airflow_ml_provider.records.environment import callable_name
 from airflow_ml_provider.records.tags import (
+    GATE_PENDING,
     TAG_DAG_ID,
     TAG_FEATURE_COLUMNS,
     TAG_FEATURES_FINGERPRINT,
+    TAG_GATE_STATUS,
     TAG_MODEL_FINGERPRINT,
     TAG_REPRODUCTION_OF,
     TAG_RUN_ID,
@@ -121,7 +123,7 @@ class TrainOperator(MLStepOperator):
 
     def run_step(self, context: Context, hook: MlflowHook, run: StepRun) -> dict[str, Any]:
         from airflow_ml_provider.data.datasets import DatasetError, read_verified, write_frame
-        from airflow_ml_provider.gate.store import abandon_earlier_attempts, abandoned_on_error, mark_pending
+        from airflow_ml_provider.gate.store import abandon_earlier_attempts
         from airflow_ml_provider.reproduce.run_conf import settings_for
 
         if run.record.airflow.try_number > 1:  # a killed try left its version without a verdict: mark it
@@ -179,31 +181,31 @@ class TrainOperator(MLStepOperator):
 
         x_train = train_df.drop(columns=[self.target_column])
         info = self._log_model(hook, model, x_train, run)
-        version = str(info["version"])
         from airflow_ml_provider.model.reference import fingerprint_model
 
-        mark_pending(hook, self.registered_model_name, version)
-        with abandoned_on_error(hook, run, self.registered_model_name, version):
-            fingerprint = fingerprint_model(info["model_uri"], hook)
-            task = self.task or ("classification" if hasattr(model, "predict_proba") else "regression")
-            tags = {
-                TAG_DAG_ID: run.record.airflow.dag_id,
-                TAG_RUN_ID: run.record.airflow.run_id,
-                TAG_TASK_ID: run.record.airflow.task_id,
-                TAG_TRAINING_RUN: run.run_id,
-                TAG_MODEL_FINGERPRINT: fingerprint,
-                TAG_FEATURES_FINGERPRINT: features_ref.fingerprint,
-                TAG_TARGET: self.target_column,
-                TAG_FEATURE_COLUMNS: json.dumps(list(x_train.columns)),
-                TAG_TASK: task,
-            }
-            reproduction_of = settings_for(context).reproduction_of
-            if reproduction_of:
-                tags[TAG_REPRODUCTION_OF] = reproduction_of
-            featurize_run = self.features.get("mlflow_run_id") if isinstance(self.features, Mapping) else None
-            if featurize_run:
-                tags[evidence_tag("featurize")] = featurize_run
-            hook.set_model_version_tags(self.registered_model_name, version, tags)
+        fingerprint = fingerprint_model(info["model_uri"], hook)
+        task = self.task or ("classification" if hasattr(model, "predict_proba") else "regression")
+        # Registered with every tag in one request, the gate status ``pending`` among them: a version never
+        # exists without its identity, and a step that fails before this leaves no version behind.
+        tags = {
+            TAG_GATE_STATUS: GATE_PENDING,
+            TAG_DAG_ID: run.record.airflow.dag_id,
+            TAG_RUN_ID: run.record.airflow.run_id,
+            TAG_TASK_ID: run.record.airflow.task_id,
+            TAG_TRAINING_RUN: run.run_id,
+            TAG_MODEL_FINGERPRINT: fingerprint,
+            TAG_FEATURES_FINGERPRINT: features_ref.fingerprint,
+            TAG_TARGET: self.target_column,
+            TAG_FEATURE_COLUMNS: json.dumps(list(x_train.columns)),
+            TAG_TASK: task,
+        }
+        reproduction_of = settings_for(context).reproduction_of
+        if reproduction_of:
+            tags[TAG_REPRODUCTION_OF] = reproduction_of
+        featurize_run = self.features.get("mlflow_run_id") if isinstance(self.features, Mapping) else None
+        if featurize_run:
+            tags[evidence_tag("featurize")] = featurize_run
+        version = hook.register_model(self.registered_model_name, info["model_uri"], tags)
 
         run.record.model = RecordedModel(
             name=self.registered_model_name,
@@ -242,7 +244,7 @@ class TrainOperator(MLStepOperator):
         }
 
     def _log_model(self, hook: MlflowHook, model: Any, x_train: pd.DataFrame, run: StepRun) -> dict[str, Any]:
-        """Log and register the model in the step's run; returns its version, URI and flavor."""
+        """Log the model in the step's run (registered once fingerprinted); returns its URI and flavor."""
         from mlflow.models import infer_signature
 
         from airflow_ml_provider.model.reference import default_pip_requirements, is_sklearn_estimator
@@ -266,7 +268,6 @@ class TrainOperator(MLStepOperator):
             name="model",
             signature=signature,
             input_example=example,
-            registered_model_name=self.registered_model_name,
             pip_requirements=requirements,
         )
-        return {"version": info.registered_model_version, "model_uri": info.model_uri, "flavor": flavor}
+        return {"model_uri": info.model_uri, "flavor": flavor}

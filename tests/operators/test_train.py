@@ -29,6 +29,7 @@ from airflow_ml_provider.records.tags import (
     TAG_MODEL_FINGERPRINT,
     TAG_TARGET,
     TAG_TASK,
+    TAG_TRAINING_RUN,
     evidence_tag,
 )
 from tests.operators._support import (
@@ -318,13 +319,17 @@ def test_logging_a_model_does_not_flood_the_task_log_with_airflow_deprecations(f
 # --- attempts that did not complete: no version is left without a verdict and unmarked -------------------
 
 #: Try 1 of a train task, in its own process, SIGKILLed right after its version is registered (as a
-#: Celery worker dies mid-task). The kill is placed by replacing the step that follows registration
-#: (fingerprinting the artifact): the one point in this test where a real part is replaced, because the
-#: moment between two MLflow calls cannot be hit from outside.
+#: Celery worker dies mid-task). The kill is placed by wrapping the hook's registration (the real one runs,
+#: then the process dies): the one point in this test where a real part is changed, because the moment
+#: between two MLflow calls cannot be hit from outside.
 KILLED_AFTER_REGISTERING = """
 import json, os, signal, sys
-from airflow_ml_provider.model import reference
-reference.fingerprint_model = lambda *args, **kwargs: os.kill(os.getpid(), signal.SIGKILL)
+from airflow_ml_provider.hooks.mlflow import MlflowHook
+register = MlflowHook.register_model
+def register_then_die(self, *args, **kwargs):
+    register(self, *args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+MlflowHook.register_model = register_then_die
 from airflow_ml_provider.operators.train import TrainOperator
 from tests.example import TARGET, train
 from tests.support import FakeTaskInstance
@@ -358,7 +363,7 @@ def test_retry_marks_the_version_of_a_killed_try_abandoned_and_promotion_refuses
     )
     assert killed.returncode == -9, killed.stderr[-3000:]
     [orphan] = model_versions(client, name)
-    assert client.get_model_version(name, orphan).tags[TAG_GATE_STATUS] == "pending"  # said before it died
+    assert client.get_model_version(name, orphan).tags[TAG_GATE_STATUS] == "pending"  # registered so
 
     retry = TrainOperator(task_id="train", features=featurized["result"], train=train, target_column=TARGET,
                           registered_model_name=name)
@@ -390,11 +395,12 @@ def test_retry_marks_the_version_of_a_killed_try_abandoned_and_promotion_refuses
     assert client.get_model_version(name, orphan).tags[TAG_GATE_STATUS] == "abandoned"
 
 
-def test_a_try_that_fails_after_registering_marks_its_own_version_abandoned(
+def test_a_try_that_fails_before_registering_leaves_no_version(
     features: dict[str, Any], client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The artifact cannot be read back right after logging it: a fault a live store does not produce on
-    demand, so the fingerprinting step is replaced by one that raises (the only replaced part here)."""
+    demand, so the fingerprinting step is replaced by one that raises (the only replaced part here). The
+    version is registered only once fingerprinted, with all its tags in one request: nothing half-written."""
 
     def unreadable(*args: Any, **kwargs: Any) -> str:
         raise OSError("artifact store unreadable")
@@ -405,14 +411,19 @@ def test_a_try_that_fails_after_registering_marks_its_own_version_abandoned(
     with pytest.raises(OSError, match="artifact store unreadable") as excinfo:
         op.execute(context)
 
-    [version] = model_versions(client, op.registered_model_name)
-    tags = client.get_model_version(op.registered_model_name, version).tags
-    assert tags[TAG_GATE_STATUS] == "abandoned"
-    ti = context["ti"]
-    assert tags[TAG_ABANDONED_BY] == (
-        f"{DAG}/{ti.run_id}/train try 1: failed after registering it (OSError); never gated"
-    )
+    assert model_versions(client, op.registered_model_name) == []
     assert_step_failed(client, context, excinfo.value, "artifact store unreadable")
+
+
+def test_a_version_is_registered_with_its_identity_and_pending_gate_status(
+    features: dict[str, Any], client: Any
+) -> None:
+    op = trainer(features)
+    result = op.execute(make_context(DAG, op.task_id))
+    version = client.get_model_version(op.registered_model_name, result["version"])
+    assert version.tags[TAG_GATE_STATUS] == "pending"
+    assert version.tags[TAG_MODEL_FINGERPRINT] == result["model_fingerprint"]
+    assert version.tags[TAG_TRAINING_RUN] == result["run_id"]
 
 
 def test_a_retry_leaves_versions_with_a_verdict_alone(features: dict[str, Any], client: Any) -> None:
