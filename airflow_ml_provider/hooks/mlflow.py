@@ -461,17 +461,21 @@ class MlflowHook(BaseHook):
         """
         import tempfile
 
+        with tempfile.TemporaryDirectory() as tmp:
+            yield self._download_model_into(model_uri, tmp)
+
+    def _download_model_into(self, model_uri: str, directory: str) -> Path:
         import mlflow
 
-        with tempfile.TemporaryDirectory() as tmp, self._scope(fluent=True):
+        with self._scope(fluent=True):
             local = Path(
                 mlflow.artifacts.download_artifacts(
-                    artifact_uri=model_uri, dst_path=tmp, tracking_uri=self.tracking_uri,
+                    artifact_uri=model_uri, dst_path=directory, tracking_uri=self.tracking_uri,
                     registry_uri=self.registry_uri,
                 )
             )
-            (local / "registered_model_meta").unlink(missing_ok=True)
-            yield local
+        (local / "registered_model_meta").unlink(missing_ok=True)
+        return local
 
     # --- registry --------------------------------------------------------------------------------------
     def model_version(self, name: str, version: str) -> ModelVersion | None:
@@ -600,16 +604,34 @@ class MlflowHook(BaseHook):
 
     def load_model(self, model_uri: str) -> Any:
         """A model for scoring: the native scikit-learn object when it has that flavor (so
-        ``predict_proba`` is available), otherwise the pyfunc model. Fluent API, scoped as in :meth:`log_model`."""
+        ``predict_proba`` is available), otherwise the pyfunc model. Fluent API, scoped as in :meth:`log_model`.
+
+        The model is resolved and downloaded once, its flavors read from the downloaded ``MLmodel``, and it is
+        loaded from those files. A pyfunc model may read them after loading, so they are removed when the
+        model object is garbage-collected (a scikit-learn model is all in memory: removed at once)."""
+        import shutil
+        import tempfile
+        import weakref
+
         import mlflow
+        from mlflow.models import Model
 
         from airflow_ml_provider.hooks._client import quiet_serialization
 
-        sklearn = "sklearn" in self.model_info(model_uri).flavors
-        with self._scope(fluent=True), quiet_serialization(sklearn):
-            if sklearn:
-                return mlflow.sklearn.load_model(model_uri)
-            return mlflow.pyfunc.load_model(model_uri)
+        directory = tempfile.mkdtemp(prefix="airflow-ml-model-")
+        try:
+            local = self._download_model_into(model_uri, directory)
+            sklearn = "sklearn" in Model.load(str(local / "MLmodel")).flavors
+            with self._scope(fluent=True), quiet_serialization(sklearn):
+                model = (mlflow.sklearn if sklearn else mlflow.pyfunc).load_model(str(local))
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        if sklearn:
+            shutil.rmtree(directory, ignore_errors=True)
+        else:
+            weakref.finalize(model, shutil.rmtree, directory, True)
+        return model
 
     def model_info(self, model_uri: str) -> ModelInfo:
         """The model's metadata (flavors, signature)."""

@@ -29,7 +29,6 @@ from airflow_ml_provider.records.tags import (
     TAG_MODEL_FINGERPRINT,
     TAG_TARGET,
     TAG_TASK,
-    TAG_TRAINING_RUN,
     evidence_tag,
 )
 from tests.operators._support import (
@@ -292,10 +291,21 @@ def test_non_sklearn_model_is_logged_as_pyfunc_and_loads_back(features: dict[str
     assert record.model is not None and record.model.flavor == "pyfunc"
     assert record.model.estimator.endswith("ThresholdModel")
 
+    import gc
+    import tempfile
+
+    def downloads() -> set[Path]:
+        return set(Path(tempfile.gettempdir()).glob("airflow-ml-model-*"))
+
+    before = downloads()
     loaded = MlflowHook(tracking_uri=client.tracking_uri).load_model(result["model_uri"])
     assert isinstance(loaded, mlflow.pyfunc.PyFuncModel)
+    assert len(downloads() - before) == 1, "a pyfunc model's files stay while the model is in use"
     frame = synthetic_frame(rows=20, seed=3).drop(columns=[TARGET])
     np.testing.assert_array_equal(np.asarray(loaded.predict(frame)), ThresholdModel().predict(frame))
+    del loaded
+    gc.collect()
+    assert downloads() - before == set(), "the downloaded files outlived the model"
     tags = client.get_model_version(op.registered_model_name, result["version"]).tags
     assert tags[TAG_MODEL_FINGERPRINT] == result["model_fingerprint"]
     assert tags["airflow.task_id"] == "train"
@@ -413,17 +423,6 @@ def test_a_try_that_fails_before_registering_leaves_no_version(
 
     assert model_versions(client, op.registered_model_name) == []
     assert_step_failed(client, context, excinfo.value, "artifact store unreadable")
-
-
-def test_a_version_is_registered_with_its_identity_and_pending_gate_status(
-    features: dict[str, Any], client: Any
-) -> None:
-    op = trainer(features)
-    result = op.execute(make_context(DAG, op.task_id))
-    version = client.get_model_version(op.registered_model_name, result["version"])
-    assert version.tags[TAG_GATE_STATUS] == "pending"
-    assert version.tags[TAG_MODEL_FINGERPRINT] == result["model_fingerprint"]
-    assert version.tags[TAG_TRAINING_RUN] == result["run_id"]
 
 
 def test_a_retry_leaves_versions_with_a_verdict_alone(features: dict[str, Any], client: Any) -> None:
