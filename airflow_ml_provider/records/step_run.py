@@ -180,9 +180,13 @@ def earlier_attempts(hook: MlflowHook, current: StepRun) -> list[Any]:
 def _reconcile_parent(hook: MlflowHook, parent_run_id: str) -> str:
     """Set the parent run's status to :func:`dag_run_status` of its step runs, whatever the order steps end in.
 
-    Two steps ending together can each compute from a listing taken before the other ended; the one
-    that writes last would then leave a stale status. So after writing, each re-reads the step runs
-    and the parent and writes again until they agree: the last writer always checks after its write.
+    Each step's own status is written before this runs, so of two steps ending together the one that
+    lists last sees both ended and computes the truth. The other may have listed before and computes
+    RUNNING; written last, that would stay. So a step that writes RUNNING re-reads the step runs and the
+    parent and writes again until they agree. FINISHED and FAILED need no second look: FINISHED was computed
+    from a listing in which every latest try had ended, FAILED from one with a failed latest try, and only a
+    step starting after that listing can change them, which recomputes the status when it closes (and at
+    once when it opens under a FAILED parent, as a retry may: see :func:`_reopen_parent`).
     """
     status = "RUNNING"
     for _ in range(_RECONCILE_ROUNDS):
@@ -191,6 +195,8 @@ def _reconcile_parent(hook: MlflowHook, parent_run_id: str) -> str:
         if parent.status == status:
             return status
         hook.set_run_status(parent_run_id, status)
+        if status != "RUNNING":
+            return status
     log.warning("Status of the DAG-run MLflow run %s kept changing; last set to %s", parent_run_id, status)
     return status
 
