@@ -157,6 +157,7 @@ def gather(
     *,
     verify_artifact: bool = True,
     champion_alias: str | None = None,
+    shadow: bool = False,
 ) -> Gathered:
     """
     Collect the evidence for ``ref``; raises only when the version itself cannot be read.
@@ -165,8 +166,9 @@ def gather(
         fingerprint recorded at training (the bytes must not have changed since).
     :param champion_alias: when set, check that the champion the evaluation compared against is
         still the champion (not deleted, not moved), and that a missing champion really is a first
-        version rather than a champion that was removed; and gather the shadow evidence of ``ref``
-        with the champion it would replace now.
+        version rather than a champion that was removed.
+    :param shadow: with ``champion_alias``, also gather the shadow evidence of ``ref`` with the champion it
+        would replace now (two run searches and a record per run found: only when the policy has a rule).
     """
     version = models.get_version(hook, ref)
     tags = version.tags
@@ -235,9 +237,9 @@ def gather(
             scenarios = _scenarios(records["simulate"])
         except (KeyError, TypeError, ValueError) as e:
             problems.append(f"simulate evidence is malformed: {type(e).__name__}: {e}")
-    shadow = None
-    if champion_alias:
-        shadow, shadow_problems = _shadow(hook, ref, champion_alias)
+    shadow_evidence = None
+    if champion_alias and shadow:
+        shadow_evidence, shadow_problems = _shadow(hook, ref, champion_alias)
         problems += shadow_problems
     evidence = Evidence(
         subject=subject,
@@ -246,7 +248,7 @@ def gather(
         evaluation=evaluation,
         scenarios=scenarios,
         problems=tuple(problems),
-        shadow=shadow,
+        shadow=shadow_evidence,
     )
     return Gathered(evidence, tuple(pending))
 

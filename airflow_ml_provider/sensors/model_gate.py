@@ -346,6 +346,7 @@ class ModelGateSensor(BaseSensorOperator):
                 ref,
                 verify_artifact=self.verify_artifact,
                 champion_alias=self.champion_alias if needs_champion(policy) else None,
+                shadow=policy.shadow is not None,
             )
         except Exception as e:  # MLflow down, version gone: fail closed with the reason
             self.log.warning("Could not gather evidence for %s: %s", ref.uri, e)
