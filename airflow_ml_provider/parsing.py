@@ -177,6 +177,16 @@ def metric_from_json(value: object, name: str) -> float:
     return require_number(value, name)
 
 
+def optional_metric_to_json(value: float | None) -> float | str | None:
+    """:func:`metric_to_json`, with None kept."""
+    return None if value is None else metric_to_json(value)
+
+
+def optional_metric_from_json(value: object, name: str) -> float | None:
+    """:func:`metric_from_json`, with None kept."""
+    return None if value is None else metric_from_json(value, name)
+
+
 def metrics_to_json(metrics: Mapping[str, float]) -> dict[str, float | str]:
     return {key: metric_to_json(val) for key, val in metrics.items()}
 

@@ -41,6 +41,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_ml_provider.parsing import (
     metric_from_json,
     metric_to_json,
+    optional_metric_from_json,
+    optional_metric_to_json,
     require_bool,
     require_finite,
     require_int,
@@ -148,12 +150,6 @@ class DriftPolicy:
         return policy if isinstance(policy, DriftPolicy) else cls.from_dict(policy)
 
 
-def _optional_number(value: object, name: str) -> float | None:
-    return None if value is None else metric_from_json(value, name)
-
-
-def _json_number(value: float | None) -> float | str | None:
-    return None if value is None else metric_to_json(value)
 
 
 @dataclass(frozen=True)
@@ -187,8 +183,8 @@ class FeatureDrift:
             "method": self.method,
             "statistic": metric_to_json(self.statistic),
             "threshold": self.threshold,
-            "p_value": _json_number(self.p_value),
-            "adjusted_p_value": _json_number(self.adjusted_p_value),
+            "p_value": optional_metric_to_json(self.p_value),
+            "adjusted_p_value": optional_metric_to_json(self.adjusted_p_value),
             "drifted": self.drifted,
             "reason": self.reason,
             "reference_rows": self.reference_rows,
@@ -207,8 +203,8 @@ class FeatureDrift:
             method=require_text(data["method"], f"{name}.method"),
             statistic=metric_from_json(data["statistic"], f"{name}.statistic"),
             threshold=metric_from_json(data["threshold"], f"{name}.threshold"),
-            p_value=_optional_number(data["p_value"], f"{name}.p_value"),
-            adjusted_p_value=_optional_number(data["adjusted_p_value"], f"{name}.adjusted_p_value"),
+            p_value=optional_metric_from_json(data["p_value"], f"{name}.p_value"),
+            adjusted_p_value=optional_metric_from_json(data["adjusted_p_value"], f"{name}.adjusted_p_value"),
             drifted=require_bool(data["drifted"], f"{name}.drifted"),
             reason=require_text(data["reason"], f"{name}.reason"),
             **{key: require_int(data.get(key, 0), f"{name}.{key}") for key in _COUNTS},

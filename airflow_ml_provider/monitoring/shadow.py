@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_ml_provider.parsing import (
     metric_from_json,
     metric_to_json,
+    optional_metric_from_json,
+    optional_metric_to_json,
     optional_str,
     optional_text,
     optional_version,
@@ -69,16 +71,6 @@ KINDS = (LIVE, REPLAY)
 TOP_DISAGREEMENTS = 5
 
 
-def _number(value: object, name: str) -> float:
-    return metric_from_json(value, name)
-
-
-def _optional_number(value: object, name: str) -> float | None:
-    return None if value is None else _number(value, name)
-
-
-def _json_number(value: float | None) -> float | str | None:
-    return None if value is None else metric_to_json(value)
 
 
 @dataclass(frozen=True)
@@ -96,7 +88,7 @@ class DeltaStats:
     @classmethod
     def from_dict(cls, data: object, name: str) -> DeltaStats:
         data = require_keys(data, name, ("mean", "p50", "p95", "max"))
-        return cls(**{key: _number(data[key], f"{name}.{key}") for key in ("mean", "p50", "p95", "max")})
+        return cls(**{key: metric_from_json(data[key], f"{name}.{key}") for key in ("mean", "p50", "p95", "max")})
 
 
 @dataclass(frozen=True)
@@ -116,7 +108,7 @@ class Disagreement:
             "row_index": self.row_index,
             "primary": _label_to_json(self.primary),
             "shadow": _label_to_json(self.shadow),
-            "abs_delta": _json_number(self.abs_delta),
+            "abs_delta": optional_metric_to_json(self.abs_delta),
         }
 
     @classmethod
@@ -130,7 +122,7 @@ class Disagreement:
             row_index=require_int(data["row_index"], f"{name}.row_index"),
             primary=data["primary"],
             shadow=data["shadow"],
-            abs_delta=_optional_number(data["abs_delta"], f"{name}.abs_delta"),
+            abs_delta=optional_metric_from_json(data["abs_delta"], f"{name}.abs_delta"),
         )
 
 
@@ -207,14 +199,14 @@ class ShadowComparison:
         return {
             "task": self.task,
             "rows": self.rows,
-            "agreement": _json_number(self.agreement),
+            "agreement": optional_metric_to_json(self.agreement),
             "abs_delta": None if self.abs_delta is None else self.abs_delta.to_dict(),
             "probability_abs_delta": (
                 None if self.probability_abs_delta is None else self.probability_abs_delta.to_dict()
             ),
             "disagreements": [item.to_dict() for item in self.disagreements],
-            "primary_ms_per_1k_rows": _json_number(self.primary_ms_per_1k_rows),
-            "shadow_ms_per_1k_rows": _json_number(self.shadow_ms_per_1k_rows),
+            "primary_ms_per_1k_rows": optional_metric_to_json(self.primary_ms_per_1k_rows),
+            "shadow_ms_per_1k_rows": optional_metric_to_json(self.shadow_ms_per_1k_rows),
         }
 
     @classmethod
@@ -235,7 +227,7 @@ class ShadowComparison:
         return cls(
             task=require_text(data["task"], f"{name}.task"),
             rows=require_int(data["rows"], f"{name}.rows"),
-            agreement=_optional_number(data["agreement"], f"{name}.agreement"),
+            agreement=optional_metric_from_json(data["agreement"], f"{name}.agreement"),
             abs_delta=None if delta is None else DeltaStats.from_dict(delta, f"{name}.abs_delta"),
             probability_abs_delta=(
                 None if probability is None else DeltaStats.from_dict(probability, f"{name}.probability_abs_delta")
@@ -243,8 +235,10 @@ class ShadowComparison:
             disagreements=tuple(
                 Disagreement.from_dict(item, f"{name}.disagreements[{i}]") for i, item in enumerate(items)
             ),
-            primary_ms_per_1k_rows=_optional_number(data["primary_ms_per_1k_rows"], f"{name}.primary_ms_per_1k_rows"),
-            shadow_ms_per_1k_rows=_optional_number(data["shadow_ms_per_1k_rows"], f"{name}.shadow_ms_per_1k_rows"),
+            **{
+                key: optional_metric_from_json(data[key], f"{name}.{key}")
+                for key in ("primary_ms_per_1k_rows", "shadow_ms_per_1k_rows")
+            },
         )
 
 
@@ -490,7 +484,7 @@ class ShadowSummary:
             shadow_fingerprint=optional_text(data["shadow_fingerprint"], f"{name}.shadow_fingerprint"),
             batches=tuple(ShadowBatch.from_dict(item, f"{name}.batches[{i}]") for i, item in enumerate(batches)),
             comparison=None if comparison is None else ShadowComparison.from_dict(comparison, f"{name}.comparison"),
-            fraction=_optional_number(fraction, f"{name}.fraction"),
+            fraction=optional_metric_from_json(fraction, f"{name}.fraction"),
             error=optional_str(data["error"], f"{name}.error"),
             skipped=require_strings(data["skipped"], f"{name}.skipped"),
         )
