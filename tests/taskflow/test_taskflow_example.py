@@ -246,18 +246,13 @@ def test_openlineage_events_are_the_classic_ones(classic: PipelineRun, taskflow:
 
 @functools.cache
 def example_function(name: str) -> Any:
-    """The decorated function ``name`` of the TaskFlow example (its ``_TaskDecorator``'s function)."""
-    import importlib.util
+    """The decorated function ``name`` of the TaskFlow example, parsed as Airflow parses the DAGs folder."""
+    from airflow.dag_processing.dagbag import BundleDagBag
 
-    sys.path.insert(0, str(ROOT / "dags_examples"))
-    try:
-        spec = importlib.util.spec_from_file_location("taskflow_example", ROOT / "dags_examples" / f"{TASKFLOW}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "dags_examples"))
-    return getattr(module, name).function
+    folder = ROOT / "dags_examples"
+    bag = BundleDagBag(dag_folder=str(folder), bundle_path=folder, bundle_name="dags-folder")
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags[TASKFLOW].get_task(name).python_callable
 
 
 def skops_arrays(run: PipelineRun) -> list[str]:
