@@ -456,10 +456,13 @@ def _parquet_summary(
     return rows, tuple(str(c) for c in empty.columns), frame_schema(empty)
 
 
-def read_verified(reference: Mapping[str, Any] | str, what: str) -> tuple[DatasetRef, pd.DataFrame]:
+def read_verified(
+    reference: Mapping[str, Any] | str, what: str, remedy: str = "Re-run the upstream task."
+) -> tuple[DatasetRef, pd.DataFrame]:
     """Read a dataset passed by reference and check its bytes are the ones the reference names.
 
-    A plain URI string (no recorded fingerprint) is read and fingerprinted as it is now.
+    A plain URI string (no recorded fingerprint) is read and fingerprinted as it is now. ``remedy`` ends the
+    error for changed bytes: what the reader can do about it.
     """
     if isinstance(reference, str):
         df = read_frame(reference, what)
@@ -470,7 +473,7 @@ def read_verified(reference: Mapping[str, Any] | str, what: str) -> tuple[Datase
     if actual.fingerprint != expected.fingerprint:
         raise DatasetError(
             f"{what} {expected.uri} changed since it was recorded: fingerprint {actual.fingerprint} "
-            f"!= recorded {expected.fingerprint}. Re-run the upstream task."
+            f"!= recorded {expected.fingerprint}. {remedy}"
         )
     return actual, df
 

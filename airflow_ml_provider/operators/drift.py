@@ -184,7 +184,7 @@ class DriftOperator(AliasModelStepOperator):
         return policy
 
     def _reference(self, hook: MlflowHook, ref: ModelRef, version: ModelVersion) -> tuple[DatasetRef, pd.DataFrame]:
-        from airflow_ml_provider.data.datasets import DatasetError, read_verified
+        from airflow_ml_provider.data.datasets import read_verified
         from airflow_ml_provider.records.step_record import RecordError, read_step_record
 
         if self.reference is not None:
@@ -204,13 +204,12 @@ class DriftOperator(AliasModelStepOperator):
                 f"{ref.uri} was not registered by a TrainOperator that recorded its training rows (run "
                 f"{training_run}): pass reference= to compare with a dataset."
             )
-        try:
-            return read_verified(train_rows[0], f"training data of {ref.uri}")
-        except DatasetError as e:
-            raise DriftError(
-                f"{e.args[0].removesuffix(' Re-run the upstream task.')} It is no longer the data {ref.uri} was "
-                "trained on: restore the file, retrain the model, or pass reference= to compare with a dataset."
-            ) from None
+        return read_verified(
+            train_rows[0],
+            f"training data of {ref.uri}",
+            remedy=f"It is no longer the data {ref.uri} was trained on: restore the file, retrain the model, "
+            "or pass reference= to compare with a dataset.",
+        )
 
     def _with_predictions(
         self,
