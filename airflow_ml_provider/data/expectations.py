@@ -55,8 +55,12 @@ __all__ = [
 #: How many example unexpected values a result keeps; enough to diagnose, small enough for a facet.
 PARTIAL_UNEXPECTED_LIMIT = 5
 
+#: BASIC, not SUMMARY: it carries everything a report keeps (element and unexpected counts, the observed
+#: value, a few unexpected examples), and SUMMARY's extra value counts and row indexes cost GX one more
+#: metric per expectation: validation took 1.1-1.3 s with SUMMARY and 0.7 s with BASIC on the example's
+#: 64-expectation raw suite (569 rows).
 _RESULT_FORMAT: dict[str, Any] = {
-    "result_format": "SUMMARY",
+    "result_format": "BASIC",
     "partial_unexpected_count": PARTIAL_UNEXPECTED_LIMIT,
 }
 

@@ -37,7 +37,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -224,10 +224,15 @@ def connection_client(
 def _client_class() -> Any:
     """Built on first use, so that importing the hook never imports MLflow (DAG parse time)."""
     from mlflow import MlflowClient
+    from mlflow.entities import RunStatus
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
     from mlflow.store.model_registry.rest_store import RestStore as RegistryRestStore
     from mlflow.store.tracking.rest_store import RestStore as TrackingRestStore
     from mlflow.tracking._model_registry.client import ModelRegistryClient
+    from mlflow.tracking._tracking_service import utils as tracking_utils
     from mlflow.tracking._tracking_service.client import TrackingServiceClient
+    from mlflow.utils.time import get_current_time_millis
+    from mlflow.utils.uri import add_databricks_profile_info_to_artifact_uri
 
     class Bounded:
         """A REST store (tracking or registry) with fixed host credentials, each request within ``bounds``."""
@@ -256,9 +261,63 @@ def _client_class() -> Any:
             return self._rest if self._rest is not None else super().store  # type: ignore[misc]
 
     class TrackingClient(OwnStore, TrackingServiceClient):  # type: ignore[misc]
+        """MLflow's tracking client, without the reads it makes only to learn what it was already told.
+
+        MLflow reads a run before every status change (``update_run`` to send back the end time it already
+        has, ``set_terminated`` to print the run's URL) and before the first artifact transfer of each run in
+        a process (for its artifact URI). Against a server each read is a request; a step changes three
+        statuses and writes artifacts to its own run. Here a status is written without reading the run (an
+        end time left out is kept by the store), and the artifact URI is taken from any run this client
+        created, read or found (it never changes). Run artifacts are downloaded through that repository too,
+        not MLflow's ``runs:/`` resolution, which reads the run again with a client of its own and searches
+        the logged models first.
+        """
+
         def __init__(self, uri: str, credentials: Credentials | None, bounds: Mapping[str, int]) -> None:
             self._rest = BoundedTrackingStore(host_creds(uri, credentials), bounds) if is_http(uri) else None
+            self._artifact_uris: dict[str, str] = {}
             super().__init__(uri)
+
+        def _known(self, run: Any) -> Any:
+            self._artifact_uris[run.info.run_id] = run.info.artifact_uri
+            return run
+
+        def get_run(self, run_id: str) -> Any:
+            return self._known(super().get_run(run_id))
+
+        def create_run(self, *args: Any, **kwargs: Any) -> Any:
+            return self._known(super().create_run(*args, **kwargs))
+
+        def search_runs(self, *args: Any, **kwargs: Any) -> Any:
+            page = super().search_runs(*args, **kwargs)
+            for run in page:
+                self._known(run)
+            return page
+
+        def _get_artifact_repo(self, resource_id: str, *, resource: Literal["run", "logged_model"] = "run") -> Any:
+            uri = self._artifact_uris.get(resource_id) if resource == "run" else None
+            if uri is not None and resource_id not in tracking_utils._artifact_repos_cache:
+                tracking_utils._artifact_repos_cache[resource_id] = get_artifact_repository(
+                    add_databricks_profile_info_to_artifact_uri(uri, self.tracking_uri), tracking_uri=self.tracking_uri
+                )
+            return super()._get_artifact_repo(resource_id, resource=resource)
+
+        def download_artifacts(self, run_id: str, path: str, dst_path: str | None = None) -> str:
+            return str(self._get_artifact_repo(run_id).download_artifacts(path, dst_path))
+
+        def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> None:
+            if status is not None or name is not None:
+                run_status = RunStatus.from_string(status) if status is not None else None
+                self.store.update_run_info(run_id, run_status=run_status, end_time=None, run_name=name)
+
+        def set_terminated(self, run_id: str, status: str | None = None, end_time: int | None = None) -> None:
+            self.store.shut_down_async_logging()  # as MLflow does: what was queued is sent first
+            self.store.update_run_info(
+                run_id,
+                run_status=RunStatus.from_string(status or "FINISHED"),
+                end_time=end_time or get_current_time_millis(),
+                run_name=None,
+            )
 
     class RegistryClient(OwnStore, ModelRegistryClient):  # type: ignore[misc]
         def __init__(

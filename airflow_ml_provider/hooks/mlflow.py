@@ -614,14 +614,12 @@ class MlflowHook(BaseHook):
         import weakref
 
         import mlflow
-        from mlflow.models import Model
 
         from airflow_ml_provider.hooks._client import quiet_serialization
 
         directory = tempfile.mkdtemp(prefix="airflow-ml-model-")
         try:
-            local = self._download_model_into(model_uri, directory)
-            sklearn = "sklearn" in Model.load(str(local / "MLmodel")).flavors
+            local, sklearn = self._download_for_loading(model_uri, directory)
             with self._scope(fluent=True), quiet_serialization(sklearn):
                 model = (mlflow.sklearn if sklearn else mlflow.pyfunc).load_model(str(local))
         except BaseException:
@@ -632,6 +630,37 @@ class MlflowHook(BaseHook):
         else:
             weakref.finalize(model, shutil.rmtree, directory, True)
         return model
+
+    def _download_for_loading(self, model_uri: str, directory: str) -> tuple[Path, bool]:
+        """The files that loading ``model_uri`` reads, into ``directory``; and whether it is a scikit-learn model.
+
+        ``MLmodel`` first. A scikit-learn model is loaded from its model file (and its ``code`` directory, if
+        it was logged with code): only those are downloaded, not its environment files and examples, one
+        request each against a server. Any other flavor may read any of its files: all are downloaded.
+        The model is resolved once, by one artifact repository (``models:/`` asks the registry where it is).
+        """
+        from mlflow.models import Model
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+        from mlflow.tracking.artifact_utils import _get_root_uri_and_artifact_path
+
+        with self._scope(fluent=True):
+            root, path = _get_root_uri_and_artifact_path(model_uri)
+            repo = get_artifact_repository(root, tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
+            local = Path(directory) / path if path else Path(directory)
+
+            def fetch(relative: str) -> None:
+                repo.download_artifacts("/".join(p for p in (path, relative) if p), directory)
+
+            fetch("MLmodel")
+            sklearn = Model.load(str(local / "MLmodel")).flavors.get("sklearn")
+            if sklearn is None:
+                fetch("")
+            else:
+                for relative in (sklearn["pickled_model"], sklearn.get("code")):
+                    if relative:
+                        fetch(str(relative))
+        (local / "registered_model_meta").unlink(missing_ok=True)
+        return local, sklearn is not None
 
     def model_info(self, model_uri: str) -> ModelInfo:
         """The model's metadata (flavors, signature)."""

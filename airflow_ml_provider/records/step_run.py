@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow_ml_provider.records.json_safe import json_safe, short_text
 from airflow_ml_provider.records.resources import ResourceMeter, resource_metrics
@@ -34,6 +34,7 @@ from airflow_ml_provider.records.tags import (
     TAG_DAG_ID,
     TAG_ENV_DIGEST,
     TAG_KIND,
+    TAG_MANIFEST,
     TAG_MAP_INDEX,
     TAG_OL_RUN_ID,
     TAG_PARENT_RUN,
@@ -91,20 +92,28 @@ def _find_parent_runs(hook: MlflowHook, experiment_id: str, ids: Mapping[str, An
     return sorted(runs, key=lambda r: (r.info.start_time, r.info.run_id))
 
 
-def get_or_create_parent_run(hook: MlflowHook, experiment_id: str, ids: Mapping[str, Any]) -> tuple[str, str]:
-    """The parent run of this DAG run and its status, creating it once even when tasks race to create it."""
-    existing = _find_parent_runs(hook, experiment_id, ids)
-    if existing:
-        return existing[0].info.run_id, existing[0].info.status
-    created = hook.create_run(
-        experiment_id,
-        f"{ids['dag_id']} {ids['run_id']}",
-        {TAG_KIND: KIND_DAG_RUN, TAG_DAG_ID: ids["dag_id"], TAG_RUN_ID: ids["run_id"]},
-    )
-    winner = _find_parent_runs(hook, experiment_id, ids)[0]
-    if winner.info.run_id != created.info.run_id:  # a concurrent task created one first: keep theirs
-        hook.delete_run(created.info.run_id)
-    return winner.info.run_id, winner.info.status
+class ParentRun(NamedTuple):
+    """The DAG run's parent run as a step finds it: its id, status and whether its manifest is written."""
+
+    run_id: str
+    status: str
+    has_manifest: bool
+
+
+def get_or_create_parent_run(hook: MlflowHook, experiment_id: str, ids: Mapping[str, Any]) -> ParentRun:
+    """The parent run of this DAG run, creating it once even when tasks race to create it."""
+    found = _find_parent_runs(hook, experiment_id, ids)
+    if not found:
+        created = hook.create_run(
+            experiment_id,
+            f"{ids['dag_id']} {ids['run_id']}",
+            {TAG_KIND: KIND_DAG_RUN, TAG_DAG_ID: ids["dag_id"], TAG_RUN_ID: ids["run_id"]},
+        )
+        found = _find_parent_runs(hook, experiment_id, ids)
+        if found[0].info.run_id != created.info.run_id:  # a concurrent task created one first: keep theirs
+            hook.delete_run(created.info.run_id)
+    winner = found[0]
+    return ParentRun(winner.info.run_id, winner.info.status, TAG_MANIFEST in winner.data.tags)
 
 
 def dag_run_status(steps: Iterable[Mapping[str, Any]]) -> str:
@@ -216,21 +225,30 @@ def _reopen_parent(hook: MlflowHook, parent_run_id: str, status: str) -> None:
         _reconcile_parent(hook, parent_run_id)
 
 
-def _write_dag_run_manifest(hook: MlflowHook, parent_run_id: str, context: Context) -> None:
-    """Record the DAG run's identity and conf on the parent run (same content from every step)."""
+def _write_dag_run_manifest(hook: MlflowHook, parent: ParentRun, context: Context) -> None:
+    """Record the DAG run's identity and conf on the parent run, then tag the parent so that later steps skip it.
+
+    The content is the same from every step of the DAG run (its conf and params do not change), so it is
+    written once. Steps that start together may both find the tag unset and both write the same file; a step
+    that dies between the file and the tag leaves the next one to write both.
+    """
+    if parent.has_manifest:
+        return
     dag_run = context.get("dag_run")
     conf = dict(getattr(dag_run, "conf", None) or {})
     ids = airflow_ids(context)
+    path = f"{MANIFEST_DIR}/{MANIFEST_DAG_RUN}"
     hook.log_dict(
-        parent_run_id,
+        parent.run_id,
         {
             "dag_id": ids["dag_id"],
             "run_id": ids["run_id"],
             "conf": conf,
             "params": json_safe(dict(context.get("params") or {})),
         },
-        f"{MANIFEST_DIR}/{MANIFEST_DAG_RUN}",
+        path,
     )
+    hook.log_batch(parent.run_id, tags={TAG_MANIFEST: path})
 
 
 class StepRun:
@@ -334,7 +352,8 @@ def step_run(
     """
     experiment_id = hook.get_or_create_experiment(experiment_name)
     ids = airflow_ids(context)
-    parent_id, parent_status = get_or_create_parent_run(hook, experiment_id, ids)
+    parent = get_or_create_parent_run(hook, experiment_id, ids)
+    parent_id = parent.run_id
     tags = {
         TAG_PARENT_RUN: parent_id,
         TAG_KIND: KIND_STEP,
@@ -351,8 +370,8 @@ def step_run(
     environment, code_identity = _collect_environment(code_fn)
     tags.update(_identity_tags(environment, code_identity))
     run = hook.create_run(experiment_id, ids["task_id"], tags)
-    _write_dag_run_manifest(hook, parent_id, context)
-    _reopen_parent(hook, parent_id, parent_status)
+    _write_dag_run_manifest(hook, parent, context)
+    _reopen_parent(hook, parent_id, parent.status)
     record = StepRecord(step=step, mlflow_run_id=run.info.run_id, airflow=AirflowIds(**ids), code=code)
     record.environment, record.code_identity = environment, code_identity
     current = StepRun(hook, run.info.run_id, parent_id, record)

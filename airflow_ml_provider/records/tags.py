@@ -26,6 +26,9 @@ TAG_CODE_GIT_COMMIT = "airflow_ml.code.git_commit"
 TAG_ENV_DIGEST = "airflow_ml.environment.packages_digest"
 #: MLflow's own nesting tag: a step run's DAG-run parent.
 TAG_PARENT_RUN = "mlflow.parentRunId"
+#: On a DAG-run parent run, once its :data:`MANIFEST_DAG_RUN` is written (value: that file's path); steps
+#: that find it set do not write the file again.
+TAG_MANIFEST = "airflow_ml.manifest"
 
 # --- on the step runs of model steps and of rollback (the gate finds promote attempts by them)
 TAG_MODEL_NAME = "airflow_ml.model_name"

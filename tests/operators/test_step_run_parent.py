@@ -1,15 +1,19 @@
 """The DAG-run parent MLflow run while its steps run one after another (records/step_run.py): FINISHED
 once a step closes with every step done, RUNNING again while the next step runs, and a param changed
-within a step refused when logged. A real MLflow SQLite store, the step run opened as the operators open it."""
+within a step refused when logged; the DAG run's manifest written once. A real MLflow SQLite store, the step
+run opened as the operators open it."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_ml_provider.hooks.mlflow import MlflowHook
 from airflow_ml_provider.records.step_run import step_run
+from airflow_ml_provider.records.tags import MANIFEST_DAG_RUN, MANIFEST_DIR, TAG_MANIFEST
 from tests.support import make_context
 
 DAG = "ops_step_run_parent"
@@ -47,3 +51,33 @@ def test_a_param_changed_within_a_step_is_refused_when_logged(mlflow_client: Any
         "tags.`airflow.task_id` = 'changes'",
     )
     assert failed.info.status == "FAILED" and failed.data.params["C"] == "1.0"
+
+
+def _manifest_file(mlflow_client: Any, parent: str) -> Path:
+    """Where the local store keeps the parent's ``dag_run.json`` (this suite's artifact root is a directory)."""
+    from urllib.parse import urlparse
+
+    root = urlparse(mlflow_client.get_run(parent).info.artifact_uri).path
+    return Path(root) / MANIFEST_DIR / MANIFEST_DAG_RUN
+
+
+def test_the_dag_run_manifest_is_written_once_and_again_by_a_step_that_finds_no_tag(mlflow_client: Any) -> None:
+    hook = MlflowHook(tracking_uri=mlflow_client.tracking_uri)
+    first = make_context(DAG, "m_first")
+    dag_run_id = first["ti"].run_id
+    with step_run(hook, DAG, first, "featurize", None) as run:
+        parent = run.parent_run_id
+    manifest = _manifest_file(mlflow_client, parent)
+    assert json.loads(manifest.read_text())["run_id"] == dag_run_id
+    assert mlflow_client.get_run(parent).data.tags[TAG_MANIFEST] == f"{MANIFEST_DIR}/{MANIFEST_DAG_RUN}"
+
+    manifest.unlink()  # the content would be the same: removed, it shows whether a later step writes it
+    with step_run(hook, DAG, make_context(DAG, "m_second", run_id=dag_run_id), "train", None):
+        pass
+    assert not manifest.exists(), "the tag says the manifest is written: a later step does not write it again"
+
+    mlflow_client.delete_tag(parent, TAG_MANIFEST)  # as a step that died between the file and the tag leaves it
+    with step_run(hook, DAG, make_context(DAG, "m_third", run_id=dag_run_id), "evaluate", None):
+        pass
+    assert json.loads(manifest.read_text())["dag_id"] == DAG
+    assert TAG_MANIFEST in mlflow_client.get_run(parent).data.tags
