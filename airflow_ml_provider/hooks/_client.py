@@ -33,8 +33,9 @@ import contextvars
 import functools
 import os
 import threading
+import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -213,11 +214,27 @@ def host_creds(uri: str, credentials: Credentials | None) -> MlflowHostCreds:
     return creds
 
 
+#: Turns the error of a request to the store at a URI into the one to raise (or None: raise it as it is), told
+#: how long the request took with its retries: ``unreachable(error, seconds, uri)``.
+Unreachable = Callable[[Exception, float, str], "Exception | None"]
+
+
 def connection_client(
-    tracking_uri: str, registry_uri: str, credentials: Credentials | None, bounds: Mapping[str, int]
+    tracking_uri: str,
+    registry_uri: str,
+    credentials: Credentials | None,
+    bounds: Mapping[str, int],
+    unreachable: Unreachable | None = None,
 ) -> MlflowClient:
-    """An ``MlflowClient`` whose HTTP tracking and registry stores use ``credentials`` and ``bounds``."""
-    return _client_class()(tracking_uri, registry_uri, credentials, dict(bounds))
+    """An ``MlflowClient`` whose HTTP tracking and registry stores use ``credentials`` and ``bounds``; the errors
+    of their requests pass through ``unreachable``."""
+    return _client_class()(tracking_uri, registry_uri, credentials, dict(bounds), unreachable)
+
+
+def tracking_server_answered(client: MlflowClient) -> bool:
+    """Whether a request of ``client``'s HTTP tracking store has been answered (True for a store that is not HTTP)."""
+    store = getattr(client._tracking_client, "_rest", None)  # set by ConnectionClient
+    return store is None or bool(store.answered)
 
 
 @functools.cache
@@ -235,15 +252,31 @@ def _client_class() -> Any:
     from mlflow.utils.uri import add_databricks_profile_info_to_artifact_uri
 
     class Bounded:
-        """A REST store (tracking or registry) with fixed host credentials, each request within ``bounds``."""
+        """A REST store (tracking or registry) with fixed host credentials, each request within ``bounds``.
 
-        def __init__(self, creds: MlflowHostCreds, bounds: Mapping[str, int]) -> None:
+        Its requests' errors pass through ``unreachable`` with the store's URI (a server that could not be
+        reached is told apart there), and it remembers whether the server has answered."""
+
+        def __init__(
+            self, uri: str, creds: MlflowHostCreds, bounds: Mapping[str, int], unreachable: Unreachable | None
+        ) -> None:
             super().__init__(lambda: creds)  # type: ignore[call-arg]  # RestStore(get_host_creds)
-            self._bounds = bounds
+            self._uri, self._bounds, self._unreachable = uri, bounds, unreachable
+            self.answered = False
 
         def _call_endpoint(self, *args: Any, **kwargs: Any) -> Any:
-            with http_bounds(self._bounds):
-                return super()._call_endpoint(*args, **kwargs)  # type: ignore[misc]
+            started = time.monotonic()
+            try:
+                with http_bounds(self._bounds):
+                    result = super()._call_endpoint(*args, **kwargs)  # type: ignore[misc]
+            except Exception as e:
+                error = self._unreachable(e, time.monotonic() - started, self._uri) if self._unreachable else None
+                if error is None:
+                    self.answered = True
+                    raise
+                raise error from e
+            self.answered = True
+            return result
 
     class BoundedTrackingStore(Bounded, TrackingRestStore):  # type: ignore[misc]
         pass
@@ -273,8 +306,12 @@ def _client_class() -> Any:
         the logged models first.
         """
 
-        def __init__(self, uri: str, credentials: Credentials | None, bounds: Mapping[str, int]) -> None:
-            self._rest = BoundedTrackingStore(host_creds(uri, credentials), bounds) if is_http(uri) else None
+        def __init__(
+            self, uri: str, credentials: Credentials | None, bounds: Mapping[str, int], unreachable: Unreachable | None
+        ) -> None:
+            self._rest = (
+                BoundedTrackingStore(uri, host_creds(uri, credentials), bounds, unreachable) if is_http(uri) else None
+            )
             self._artifact_uris: dict[str, str] = {}
             super().__init__(uri)
 
@@ -321,29 +358,41 @@ def _client_class() -> Any:
 
     class RegistryClient(OwnStore, ModelRegistryClient):  # type: ignore[misc]
         def __init__(
-            self, uri: str, tracking_uri: str, credentials: Credentials | None, bounds: Mapping[str, int]
+            self,
+            uri: str,
+            tracking_uri: str,
+            credentials: Credentials | None,
+            bounds: Mapping[str, int],
+            unreachable: Unreachable | None,
         ) -> None:
-            self._rest = BoundedRegistryStore(host_creds(uri, credentials), bounds)
+            self._rest = BoundedRegistryStore(uri, host_creds(uri, credentials), bounds, unreachable)
             super().__init__(uri, tracking_uri)
 
     class ConnectionClient(MlflowClient):  # type: ignore[misc]
         """MLflow's client, with its tracking and registry service clients replaced by the ones above."""
 
         def __init__(
-            self, tracking_uri: str, registry_uri: str, credentials: Credentials | None, bounds: Mapping[str, int]
+            self,
+            tracking_uri: str,
+            registry_uri: str,
+            credentials: Credentials | None,
+            bounds: Mapping[str, int],
+            unreachable: Unreachable | None,
         ) -> None:
             super().__init__(tracking_uri=tracking_uri, registry_uri=registry_uri)
-            self._tracking_client = TrackingClient(tracking_uri, credentials, bounds)
-            self._connection = (registry_uri, credentials, bounds)
+            self._tracking_client = TrackingClient(tracking_uri, credentials, bounds, unreachable)
+            self._connection = (registry_uri, credentials, bounds, unreachable)
             self._connection_registry: Any = None
 
         def _get_registry_client(self) -> Any:
             """A non-HTTP registry is MLflow's own (it reads no credentials); built lazily, as MLflow does."""
-            registry_uri, credentials, bounds = self._connection
+            registry_uri, credentials, bounds, unreachable = self._connection
             if not is_http(registry_uri):
                 return super()._get_registry_client()
             if self._connection_registry is None:
-                self._connection_registry = RegistryClient(registry_uri, self.tracking_uri, credentials, bounds)
+                self._connection_registry = RegistryClient(
+                    registry_uri, self.tracking_uri, credentials, bounds, unreachable
+                )
             return self._connection_registry
 
     return ConnectionClient

@@ -254,10 +254,14 @@ class MlflowHook(BaseHook):
 
     @contextmanager
     def _scope(self, *, fluent: bool = False) -> Iterator[None]:
-        """This connection for MLflow code that builds its own stores (artifacts, ``models:/``, fluent API)."""
+        """This connection for MLflow code that builds its own stores (artifacts, ``models:/``, fluent API).
+
+        Those stores' errors are MLflow's own: when this client's tracking server has not answered yet, it is
+        asked first (:meth:`connect`), so that one that cannot be reached is reported as such."""
         from airflow_ml_provider.hooks import _client
 
-        self.get_client()  # resolves the settings and checks that an HTTP server is reachable
+        if not _client.tracking_server_answered(self.get_client()):
+            self.connect()
         with _client.request_scope(self._credentials, self._bounds()):
             if not fluent:
                 yield
@@ -274,48 +278,47 @@ class MlflowHook(BaseHook):
         credentials and HTTP bounds; nothing process-wide is changed.
 
         For user code that needs a call the hook has no method for (artifact transfers through the
-        client read credentials from the environment, see ``hooks._client``). An HTTP tracking server is
-        asked for one experiment first, so that one that cannot be reached fails here, within the
-        connection's HTTP bounds, with an error that says where and what to check.
+        client read credentials from the environment, see ``hooks._client``). A tracking request to an HTTP
+        server that cannot be reached fails within the connection's HTTP bounds with
+        :class:`MlflowConnectionError`, which says where and what to check; building the client sends nothing.
         """
         if self._client is None:
-            from airflow_ml_provider.hooks._client import connection_client, is_http
+            from airflow_ml_provider.hooks._client import connection_client
 
             settings = self.settings
-            client = connection_client(settings.tracking_uri, self.registry_uri, self._credentials, self._bounds())
-            if is_http(settings.tracking_uri):
-                self._check_reachable(client)
-            self._client = client
+            self._client = connection_client(
+                settings.tracking_uri, self.registry_uri, self._credentials, self._bounds(), self._unreachable
+            )
         return self._client
 
-    def _check_reachable(self, client: MlflowClient) -> None:
-        from mlflow.exceptions import MlflowException
-
+    def _unreachable(self, error: Exception, elapsed: float, uri: str) -> Exception | None:
+        """:class:`MlflowConnectionError` for a request to the tracking or registry server at ``uri`` that got no
+        answer; None when the server answered (its error is MLflow's to tell)."""
         from airflow_ml_provider.lineage.datasets import strip_credentials
 
+        reason = _connection_failure(error)
+        if reason is None:
+            return None
         settings = self.settings
-        started = time.monotonic()
-        try:
-            client.search_experiments(max_results=1)
-        except MlflowException as e:
-            reason = _connection_failure(e)
-            if reason is None:  # the server answered: its error is MLflow's to tell
-                raise
-            raise MlflowConnectionError(
-                f"Cannot reach MLflow at {strip_credentials(settings.tracking_uri)} ({self.source}): {reason}; "
-                f"gave up after {settings.http_request_max_retries + 1} attempt(s) in "
-                f"{time.monotonic() - started:.0f} s. Check that the tracking server is running and reachable "
-                "from this machine (host, port, proxy, firewall) and that this is its URI. For a slow or distant "
-                f"server raise the timeout (now {settings.http_request_timeout} s) and retries: the connection's "
-                "extras http_request_timeout and http_request_max_retries, or without a connection "
-                "MLFLOW_HTTP_REQUEST_TIMEOUT and MLFLOW_HTTP_REQUEST_MAX_RETRIES."
-            ) from e
+        return MlflowConnectionError(
+            f"Cannot reach MLflow at {strip_credentials(uri)} ({self.source}): {reason}; "
+            f"gave up after {settings.http_request_max_retries + 1} attempt(s) in {elapsed:.0f} s. Check that "
+            "the tracking server is running and reachable from this machine (host, port, proxy, firewall) and "
+            "that this is its URI. For a slow or distant server raise the timeout (now "
+            f"{settings.http_request_timeout} s) and retries: the connection's extras http_request_timeout and "
+            "http_request_max_retries, or without a connection MLFLOW_HTTP_REQUEST_TIMEOUT and "
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES."
+        )
 
     def connect(self) -> None:
         """Resolve the connection and, for an HTTP tracking server, check that it answers (else
-        :class:`MlflowConnectionError` within the connection's HTTP bounds). Every other method does this
-        on first use; callers that want to fail early (the CLI) call it first."""
-        self.get_client()
+        :class:`MlflowConnectionError` within the connection's HTTP bounds). The hook's own methods need no
+        such check first: their first request fails the same way. Callers that want to fail early (the CLI)
+        call it first."""
+        from airflow_ml_provider.hooks._client import is_http
+
+        if is_http(self.tracking_uri):
+            self.get_client().search_experiments(max_results=1)
 
     def test_connection(self) -> tuple[bool, str]:
         try:
@@ -550,10 +553,18 @@ class MlflowHook(BaseHook):
         return True
 
     def set_model_version_tags(self, name: str, version: str, tags: Mapping[str, str]) -> None:
-        """Set several tags on a version (MLflow has no batch call for version tags: one request each, in order)."""
+        """Set several tags on a version, in order (MLflow has no batch call for version tags: one request each).
+
+        MLflow's client reads the registered model before every tag, to refuse tagging a prompt; the first tag
+        goes through that check and the others straight to the registry, since the name cannot change between.
+        """
         client = self.get_client()
-        for key, value in tags.items():
-            client.set_model_version_tag(name, str(version), key, str(value))
+        items = [(str(key), str(value)) for key, value in tags.items()]
+        for i, (key, value) in enumerate(items):
+            if i == 0:
+                client.set_model_version_tag(name, str(version), key, value)
+            else:
+                client._get_registry_client().set_model_version_tag(name, str(version), key, value)
 
     def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
         self.get_client().set_registered_model_tag(name, key, value)

@@ -186,31 +186,33 @@ def earlier_attempts(hook: MlflowHook, current: StepRun) -> list[Any]:
     return sorted(runs, key=lambda run: (_try_number(run), run.info.start_time))
 
 
-def _reconcile_parent(hook: MlflowHook, parent_run_id: str) -> str:
+def _reconcile_parent(hook: MlflowHook, parent_run_id: str, experiment_id: str) -> str:
     """Set the parent run's status to :func:`dag_run_status` of its step runs, whatever the order steps end in.
 
     Each step's own status is written before this runs, so of two steps ending together the one that
     lists last sees both ended and computes the truth. The other may have listed before and computes
-    RUNNING; written last, that would stay. So a step that writes RUNNING re-reads the step runs and the
-    parent and writes again until they agree. FINISHED and FAILED need no second look: FINISHED was computed
-    from a listing in which every latest try had ended, FAILED from one with a failed latest try, and only a
-    step starting after that listing can change them, which recomputes the status when it closes (and at
-    once when it opens under a FAILED parent, as a retry may: see :func:`_reopen_parent`).
+    RUNNING; written last, that would stay. So a step that writes RUNNING lists the step runs again and
+    writes again until the listing agrees with what it wrote. FINISHED and FAILED need no second look:
+    FINISHED was computed from a listing in which every latest try had ended, FAILED from one with a failed
+    latest try, and only a step starting after that listing can change them, which recomputes the status
+    when it closes (and at once when it opens under a FAILED parent, as a retry may: see
+    :func:`_reopen_parent`). The parent is not read first: the status is written whatever it was (writing
+    the status it already has changes nothing but its end time), one request instead of two.
     """
-    status = "RUNNING"
+    status = dag_run_status(_step_runs(hook, parent_run_id, experiment_id))
     for _ in range(_RECONCILE_ROUNDS):
-        parent = hook.get_run(parent_run_id).info
-        status = dag_run_status(_step_runs(hook, parent_run_id, parent.experiment_id))
-        if parent.status == status:
-            return status
         hook.set_run_status(parent_run_id, status)
         if status != "RUNNING":
             return status
+        listed = dag_run_status(_step_runs(hook, parent_run_id, experiment_id))
+        if listed == status:
+            return status
+        status = listed
     log.warning("Status of the DAG-run MLflow run %s kept changing; last set to %s", parent_run_id, status)
     return status
 
 
-def _reopen_parent(hook: MlflowHook, parent_run_id: str, status: str) -> None:
+def _reopen_parent(hook: MlflowHook, parent_run_id: str, status: str, experiment_id: str) -> None:
     """The parent's status once a step run is open, without listing every step where it can be told.
 
     With this step running the parent is RUNNING, or FAILED when another step's latest try failed. So a
@@ -222,7 +224,7 @@ def _reopen_parent(hook: MlflowHook, parent_run_id: str, status: str) -> None:
     if status == "FINISHED":
         hook.set_run_status(parent_run_id, "RUNNING")
     elif status != "RUNNING":
-        _reconcile_parent(hook, parent_run_id)
+        _reconcile_parent(hook, parent_run_id, experiment_id)
 
 
 def _write_dag_run_manifest(hook: MlflowHook, parent: ParentRun, context: Context) -> None:
@@ -371,7 +373,7 @@ def step_run(
     tags.update(_identity_tags(environment, code_identity))
     run = hook.create_run(experiment_id, ids["task_id"], tags)
     _write_dag_run_manifest(hook, parent, context)
-    _reopen_parent(hook, parent_id, parent.status)
+    _reopen_parent(hook, parent_id, parent.status, experiment_id)
     record = StepRecord(step=step, mlflow_run_id=run.info.run_id, airflow=AirflowIds(**ids), code=code)
     record.environment, record.code_identity = environment, code_identity
     current = StepRun(hook, run.info.run_id, parent_id, record)
@@ -459,7 +461,7 @@ def _close(current: StepRun, status: str) -> None:
             manifest_step_artifact(current.record.airflow.task_id),
         )
         current.hook.set_run_status(current.run_id, status)
-        _reconcile_parent(current.hook, current.parent_run_id)
+        _reconcile_parent(current.hook, current.parent_run_id, str(current.experiment_id))
     except Exception:
         if status == "FINISHED":
             raise

@@ -81,3 +81,34 @@ def test_the_dag_run_manifest_is_written_once_and_again_by_a_step_that_finds_no_
         pass
     assert json.loads(manifest.read_text())["dag_id"] == DAG
     assert TAG_MANIFEST in mlflow_client.get_run(parent).data.tags
+
+
+class _ListsOneStepStillRunning(MlflowHook):
+    """Two steps ending together: this one's first listing was taken before the other ended. The timing cannot
+    be caused reliably, so the first listing is made stale here (the only thing not real in this test)."""
+
+    stale = True
+
+    def child_runs(self, *args: Any, **kwargs: Any) -> Any:
+        runs = super().child_runs(*args, **kwargs)
+        if self.stale:
+            self.stale = False
+            runs[0].info._status = "RUNNING"
+        return runs
+
+
+def test_a_step_that_listed_too_early_writes_running_lists_again_and_leaves_it_finished(mlflow_client: Any) -> None:
+    from airflow_ml_provider.records.step_run import _reconcile_parent
+
+    hook = MlflowHook(tracking_uri=mlflow_client.tracking_uri)
+    first = make_context(DAG, "r_first")
+    with step_run(hook, DAG, first, "evaluate", None) as run:
+        parent, experiment = run.parent_run_id, str(run.experiment_id)
+    with step_run(hook, DAG, make_context(DAG, "r_second", run_id=first["ti"].run_id), "simulate", None):
+        pass
+    assert mlflow_client.get_run(parent).info.status == "FINISHED"  # the other step's write
+
+    late = _ListsOneStepStillRunning(tracking_uri=mlflow_client.tracking_uri)
+    assert _reconcile_parent(late, parent, experiment) == "FINISHED"
+    assert not late.stale, "the stale listing was used"
+    assert mlflow_client.get_run(parent).info.status == "FINISHED"

@@ -376,7 +376,7 @@ def test_a_server_that_never_answers_is_bounded_by_the_connections_timeout(monke
         )
         started = time.monotonic()
         with pytest.raises(MlflowConnectionError) as excinfo:
-            MlflowHook("mlflow_hung").get_client()
+            MlflowHook("mlflow_hung").connect()
         elapsed = time.monotonic() - started
     assert elapsed < 15, f"took {elapsed:.1f} s"
     message = str(excinfo.value)
@@ -404,9 +404,30 @@ def test_an_answering_server_error_is_not_called_unreachable(monkeypatch: pytest
     try:
         connection(monkeypatch, "mlflow_wrong", extra={"tracking_uri": f"http://127.0.0.1:{server.server_port}"})
         with pytest.raises(MlflowException) as excinfo:
-            MlflowHook("mlflow_wrong").get_client()
+            MlflowHook("mlflow_wrong").connect()
     finally:
         server.shutdown()
         server.server_close()
     assert not isinstance(excinfo.value, MlflowConnectionError)
     assert "404" in str(excinfo.value)
+
+
+def test_a_registry_that_cannot_be_reached_is_named_not_the_tracking_store(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The first request of a hook is the check: a registry server that is down is reported at its own URI."""
+    registry = f"http://127.0.0.1:{closed_port()}"
+    connection(
+        monkeypatch,
+        "mlflow_split",
+        extra={
+            "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "registry_uri": registry,
+            "http_request_max_retries": 0,
+        },
+    )
+    with pytest.raises(MlflowConnectionError) as excinfo:
+        MlflowHook("mlflow_split").model_version("any", "1")
+    message = str(excinfo.value)
+    assert f"Cannot reach MLflow at {registry} (connection 'mlflow_split')" in message
+    assert "Connection refused" in message and "gave up after 1 attempt(s)" in message

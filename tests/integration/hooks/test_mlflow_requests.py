@@ -98,7 +98,7 @@ def hook(server: str, monkeypatch: pytest.MonkeyPatch) -> MlflowHook:
     for name in ("MLFLOW_TRACKING_URI", location, "AIRFLOW_ML_MLFLOW_ARTIFACT_LOCATION"):
         monkeypatch.delenv(name, raising=False)
     hook = MlflowHook(tracking_uri=server)
-    hook.get_client()  # the reachability check is its own request, made once per hook
+    hook.connect()  # the server has answered: no check before artifact transfers
     return hook
 
 
@@ -136,7 +136,7 @@ def test_artifacts_of_a_run_the_hook_created_or_read_need_no_read_of_the_run(
     assert method == "PUT" and path.endswith(f"/{run_id}/artifacts/airflow_ml/x.json"), path
 
     other = MlflowHook(tracking_uri=server)  # a new hook (a later task) that reads the run, then its artifact
-    other.get_client()
+    other.connect()
     assert other.get_run(run_id).info.run_id == run_id
     sent()
     assert other.read_json_artifact(run_id, "airflow_ml/x.json") == {"a": 1}
@@ -181,3 +181,23 @@ def test_loading_a_scikit_learn_version_downloads_only_what_loading_reads(
     )
     assert files == ["MLmodel", "model.skops"], files
     assert list(loaded.predict(x)) == list(model.predict(x))
+
+
+def test_several_version_tags_check_the_name_once(
+    hook: MlflowHook, server: str, sent: Callable[[], Requests]
+) -> None:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression().fit(np.array([[0.0], [1.0]]), [0, 1])
+    info = hook.log_model(_new_run(hook), "sklearn", sk_model=model, name="model", pip_requirements=["scikit-learn"])
+    name = f"requests-tags-{uuid.uuid4().hex[:8]}"
+    version = hook.register_model(name, info.model_uri, {})
+    sent()
+    hook.set_model_version_tags(name, version, {"a": "1", "b": "2", "c": "3"})
+    paths = [path for _, path in sent()]
+    # MLflow's check that the name is a model, not a prompt, made once (it reads the registered model)
+    assert paths.count("/api/2.0/mlflow/registered-models/get") == 1
+    assert paths.count("/api/2.0/mlflow/model-versions/set-tag") == 3
+    tags = hook.model_version(name, version).tags
+    assert {key: tags[key] for key in "abc"} == {"a": "1", "b": "2", "c": "3"}
