@@ -231,6 +231,22 @@ def connection_client(
     return _client_class()(tracking_uri, registry_uri, credentials, dict(bounds), unreachable)
 
 
+def download_file(repo: Any, path: str, directory: str) -> str:
+    """``repo.download_artifacts(path, directory)`` for a ``path`` known to be a file, without the listing MLflow
+    sends first to tell a file from a directory (a request of its own against a server).
+
+    Any failure falls back to MLflow's own download, which raises MLflow's error (a missing file:
+    ``RESOURCE_DOES_NOT_EXIST``), so callers see what they would have seen without the shortcut.
+    """
+    local = os.path.join(directory, *path.split("/"))
+    os.makedirs(os.path.dirname(local), exist_ok=True)
+    try:
+        repo._download_file(path, local)  # what download_artifacts calls for each file it finds
+    except Exception:
+        return str(repo.download_artifacts(path, directory))
+    return local
+
+
 def tracking_server_answered(client: MlflowClient) -> bool:
     """Whether a request of ``client``'s HTTP tracking store has been answered (True for a store that is not HTTP)."""
     store = getattr(client._tracking_client, "_rest", None)  # set by ConnectionClient
@@ -303,7 +319,7 @@ def _client_class() -> Any:
         end time left out is kept by the store), and the artifact URI is taken from any run this client
         created, read or found (it never changes). Run artifacts are downloaded through that repository too,
         not MLflow's ``runs:/`` resolution, which reads the run again with a client of its own and searches
-        the logged models first.
+        the logged models first; a file known to be one without listing it first.
         """
 
         def __init__(
@@ -383,6 +399,10 @@ def _client_class() -> Any:
             self._tracking_client = TrackingClient(tracking_uri, credentials, bounds, unreachable)
             self._connection = (registry_uri, credentials, bounds, unreachable)
             self._connection_registry: Any = None
+
+        def download_artifact_file(self, run_id: str, path: str, dst_path: str) -> str:
+            """``download_artifacts`` of a ``path`` known to be a file (:func:`download_file`)."""
+            return download_file(self._tracking_client._get_artifact_repo(run_id), path, dst_path)
 
         def _get_registry_client(self) -> Any:
             """A non-HTTP registry is MLflow's own (it reads no credentials); built lazily, as MLflow does."""

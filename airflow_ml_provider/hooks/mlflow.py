@@ -444,12 +444,23 @@ class MlflowHook(BaseHook):
         with tempfile.TemporaryDirectory() as tmp, self._scope():
             yield Path(self.get_client().download_artifacts(run_id, path, tmp))
 
+    @contextmanager
+    def download_artifact_file(self, run_id: str, path: str) -> Iterator[Path]:
+        """The artifact file ``path`` of run ``run_id`` (:meth:`download_artifacts` for a path that is a file: one
+        request fewer against a server). A missing one raises MLflow's error: RESOURCE_DOES_NOT_EXIST from a local
+        store, a failed download naming the path from a server's artifact proxy."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp, self._scope():
+            client: Any = self.get_client()  # hooks._client's ConnectionClient
+            yield Path(client.download_artifact_file(run_id, path, tmp))
+
     def read_json_artifact(self, run_id: str, path: str) -> Any:
-        """A JSON artifact, parsed. A missing one raises MLflow's RESOURCE_DOES_NOT_EXIST error; unreadable
-        or malformed ones raise OSError, UnicodeDecodeError or json.JSONDecodeError."""
+        """A JSON artifact, parsed. A missing one raises MLflow's error (see :meth:`download_artifact_file`);
+        unreadable or malformed ones raise OSError, UnicodeDecodeError or json.JSONDecodeError."""
         import json
 
-        with self.download_artifacts(run_id, path) as local:
+        with self.download_artifact_file(run_id, path) as local:
             return json.loads(local.read_text())
 
     @contextmanager
@@ -654,22 +665,28 @@ class MlflowHook(BaseHook):
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
         from mlflow.tracking.artifact_utils import _get_root_uri_and_artifact_path
 
+        from airflow_ml_provider.hooks._client import download_file
+
         with self._scope(fluent=True):
             root, path = _get_root_uri_and_artifact_path(model_uri)
             repo = get_artifact_repository(root, tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
             local = Path(directory) / path if path else Path(directory)
 
-            def fetch(relative: str) -> None:
-                repo.download_artifacts("/".join(p for p in (path, relative) if p), directory)
+            def fetch(relative: str, *, is_file: bool) -> None:
+                remote = "/".join(p for p in (path, relative) if p)
+                if is_file:
+                    download_file(repo, remote, directory)
+                else:
+                    repo.download_artifacts(remote, directory)
 
-            fetch("MLmodel")
+            fetch("MLmodel", is_file=True)
             sklearn = Model.load(str(local / "MLmodel")).flavors.get("sklearn")
             if sklearn is None:
-                fetch("")
+                fetch("", is_file=False)
             else:
-                for relative in (sklearn["pickled_model"], sklearn.get("code")):
-                    if relative:
-                        fetch(str(relative))
+                fetch(str(sklearn["pickled_model"]), is_file=True)
+                if sklearn.get("code"):
+                    fetch(str(sklearn["code"]), is_file=False)
         (local / "registered_model_meta").unlink(missing_ok=True)
         return local, sklearn is not None
 

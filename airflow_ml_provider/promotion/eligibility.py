@@ -70,7 +70,7 @@ def require_passing_verdict(hook: MlflowHook, ref: ModelRef, version: ModelVersi
         raise PromotionRefused(f"its gate status says passed but no gate run is recorded ({TAG_GATE_RUN})")
     where = f"{VERDICT_ARTIFACT} of MLflow run {gate_run}"
     try:
-        with hook.download_artifacts(gate_run, VERDICT_ARTIFACT) as local:
+        with hook.download_artifact_file(gate_run, VERDICT_ARTIFACT) as local:
             text = local.read_text()
     except MlflowException as e:
         if e.error_code != "RESOURCE_DOES_NOT_EXIST":

@@ -64,7 +64,11 @@ class FailingClient:
     ("method", "step", "state"),
     [
         ("get_model_version_by_alias", "while reading alias 'champion'", "The alias 'champion' was not changed."),
-        ("download_artifacts", "while reading the gate verdict of version", "The alias 'champion' was not changed."),
+        (
+            "download_artifact_file",
+            "while reading the gate verdict of version",
+            "The alias 'champion' was not changed.",
+        ),
         (
             "set_registered_model_alias",
             "while moving alias 'champion' to version",

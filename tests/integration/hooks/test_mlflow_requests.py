@@ -142,6 +142,18 @@ def test_artifacts_of_a_run_the_hook_created_or_read_need_no_read_of_the_run(
     assert other.read_json_artifact(run_id, "airflow_ml/x.json") == {"a": 1}
     paths = [path for _, path in sent()]
     assert not [p for p in paths if "/mlflow/runs/" in p or "logged-models" in p], paths
+    [transfer] = [p for p in paths if "/mlflow-artifacts/" in p]  # the file itself, not listed first
+    assert transfer.endswith(f"/{run_id}/artifacts/airflow_ml/x.json"), paths
+
+
+def test_a_missing_artifact_file_is_mlflows_error_naming_it(hook: MlflowHook) -> None:
+    """The download without a listing falls back to MLflow's own, so a missing file is MLflow's error as before
+    (the server's artifact proxy reports it as a failed download, not RESOURCE_DOES_NOT_EXIST)."""
+    from mlflow.exceptions import MlflowException
+
+    run_id = _new_run(hook)
+    with pytest.raises(MlflowException, match="airflow_ml/missing.json"):
+        hook.read_json_artifact(run_id, "airflow_ml/missing.json")
 
 
 def test_reading_an_artifact_of_a_run_the_hook_never_saw_reads_the_run_once(
