@@ -321,11 +321,16 @@ class MlflowHook(BaseHook):
             self.get_client().search_experiments(max_results=1)
 
     def test_connection(self) -> tuple[bool, str]:
+        from airflow_ml_provider.lineage.datasets import strip_credentials
+
+        uri = strip_credentials(self.settings.tracking_uri)
         try:
             self.get_client().search_experiments(max_results=1)
-        except Exception as e:  # the UI shows the message to the user
-            return False, f"Cannot reach MLflow at {self.settings.tracking_uri}: {e}"
-        return True, f"Connected to MLflow at {self.settings.tracking_uri}"
+        except MlflowConnectionError as e:  # the UI shows the message to the user; it names the URI already
+            return False, str(e)
+        except Exception as e:
+            return False, f"MLflow at {uri} answered with an error: {e}"
+        return True, f"Connected to MLflow at {uri}"
 
     # --- experiments ---------------------------------------------------------------------------------
     def get_or_create_experiment(self, name: str) -> str:

@@ -238,6 +238,7 @@ def test_unreachable_server_fails_test_connection_with_the_uri(monkeypatch: pyte
     ok, message = MlflowHook("mlflow_down").test_connection()
     assert ok is False and "http://127.0.0.1:9" in message and "'mlflow_down'" in message
     assert "gave up after 1 attempt(s)" in message
+    assert message.count("Cannot reach MLflow") == 1, message
 
 
 def test_registry_of_one_connection_does_not_leak_to_another(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
