@@ -235,8 +235,9 @@ def download_file(repo: Any, path: str, directory: str) -> str:
     """``repo.download_artifacts(path, directory)`` for a ``path`` known to be a file, without the listing MLflow
     sends first to tell a file from a directory (a request of its own against a server).
 
-    Any failure falls back to MLflow's own download, which raises MLflow's error (a missing file:
-    ``RESOURCE_DOES_NOT_EXIST``), so callers see what they would have seen without the shortcut.
+    Any failure falls back to MLflow's own download, which raises MLflow's error, so callers see what they
+    would have seen without the shortcut (a missing file: RESOURCE_DOES_NOT_EXIST from a local store, a failed
+    download naming the path from a server's artifact proxy).
     """
     local = os.path.join(directory, *path.split("/"))
     os.makedirs(os.path.dirname(local), exist_ok=True)

@@ -278,8 +278,8 @@ class MlflowHook(BaseHook):
         credentials and HTTP bounds; nothing process-wide is changed.
 
         For user code that needs a call the hook has no method for (artifact transfers through the
-        client read credentials from the environment, see ``hooks._client``). A tracking request to an HTTP
-        server that cannot be reached fails within the connection's HTTP bounds with
+        client read credentials from the environment, see ``hooks._client``). A request to an HTTP tracking or
+        registry server that cannot be reached fails within the connection's HTTP bounds with
         :class:`MlflowConnectionError`, which says where and what to check; building the client sends nothing.
         """
         if self._client is None:
@@ -303,7 +303,7 @@ class MlflowHook(BaseHook):
         return MlflowConnectionError(
             f"Cannot reach MLflow at {strip_credentials(uri)} ({self.source}): {reason}; "
             f"gave up after {settings.http_request_max_retries + 1} attempt(s) in {elapsed:.0f} s. Check that "
-            "the tracking server is running and reachable from this machine (host, port, proxy, firewall) and "
+            "the MLflow server is running and reachable from this machine (host, port, proxy, firewall) and "
             "that this is its URI. For a slow or distant server raise the timeout (now "
             f"{settings.http_request_timeout} s) and retries: the connection's extras http_request_timeout and "
             "http_request_max_retries, or without a connection MLFLOW_HTTP_REQUEST_TIMEOUT and "
@@ -575,12 +575,9 @@ class MlflowHook(BaseHook):
         goes through that check and the others straight to the registry, since the name cannot change between.
         """
         client = self.get_client()
-        items = [(str(key), str(value)) for key, value in tags.items()]
-        for i, (key, value) in enumerate(items):
-            if i == 0:
-                client.set_model_version_tag(name, str(version), key, value)
-            else:
-                client._get_registry_client().set_model_version_tag(name, str(version), key, value)
+        registry = client._get_registry_client()
+        for i, (key, value) in enumerate(tags.items()):
+            (registry if i else client).set_model_version_tag(name, str(version), str(key), str(value))
 
     def set_registered_model_tag(self, name: str, key: str, value: str) -> None:
         self.get_client().set_registered_model_tag(name, key, value)
@@ -677,21 +674,17 @@ class MlflowHook(BaseHook):
             repo = get_artifact_repository(root, tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
             local = Path(directory) / path if path else Path(directory)
 
-            def fetch(relative: str, *, is_file: bool) -> None:
-                remote = "/".join(p for p in (path, relative) if p)
-                if is_file:
-                    download_file(repo, remote, directory)
-                else:
-                    repo.download_artifacts(remote, directory)
+            def remote(relative: str) -> str:
+                return "/".join(p for p in (path, relative) if p)
 
-            fetch("MLmodel", is_file=True)
+            download_file(repo, remote("MLmodel"), directory)
             sklearn = Model.load(str(local / "MLmodel")).flavors.get("sklearn")
             if sklearn is None:
-                fetch("", is_file=False)
+                repo.download_artifacts(remote(""), directory)
             else:
-                fetch(str(sklearn["pickled_model"]), is_file=True)
+                download_file(repo, remote(str(sklearn["pickled_model"])), directory)
                 if sklearn.get("code"):
-                    fetch(str(sklearn["code"]), is_file=False)
+                    repo.download_artifacts(remote(str(sklearn["code"])), directory)
         (local / "registered_model_meta").unlink(missing_ok=True)
         return local, sklearn is not None
 

@@ -432,3 +432,13 @@ def test_a_registry_that_cannot_be_reached_is_named_not_the_tracking_store(
     message = str(excinfo.value)
     assert f"Cannot reach MLflow at {registry} (connection 'mlflow_split')" in message
     assert "Connection refused" in message and "gave up after 1 attempt(s)" in message
+
+
+def test_a_model_load_as_the_first_request_to_a_server_that_is_down_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading goes through MLflow's own stores, whose errors are MLflow's: a hook whose server has not answered
+    yet asks it first, so the error is the hook's, naming the server, not MLflow's raw one."""
+    uri = f"http://127.0.0.1:{closed_port()}"
+    connection(monkeypatch, "mlflow_down_load", extra={"tracking_uri": uri, "http_request_max_retries": 0})
+    with pytest.raises(MlflowConnectionError) as excinfo:
+        MlflowHook("mlflow_down_load").load_model("models:/any/1")
+    assert f"Cannot reach MLflow at {uri} (connection 'mlflow_down_load')" in str(excinfo.value)
